@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make book` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-installs only when the pinned requirements or the package metadata change.
+STAMP := $(VENV)/.installed
+SOURCES := $(wildcard solutions/*/*.ipynb)
+PAGES := $(wildcard chapters/*/*.md) intro.md _config.yml _toc.yml
+
+.PHONY: book test release strip bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch==2.13.0 is pinned in requirements.txt: the CPU wheel, not the CUDA stack.
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# Student notebooks: release/ (handed out) and exercises/ (shown in the book).
+release/.stamp: $(STAMP) $(SOURCES) $(wildcard autograder/*.py)
+	$(BIN)/python -m autograder release --out release --book exercises
+	touch $@
+
+release: release/.stamp
+
+book: release/.stamp $(PAGES)
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+
+test: book
+	$(BIN)/python -m pytest
+
+# Clear outputs and execution counts from the exercise sources before committing.
+strip: $(STAMP)
+	$(BIN)/nbstripout --keep-id $(SOURCES)
+
+bench: book
+	$(BIN)/python benchmarks/pipeline.py
+
+clean:
+	rm -rf _build release exercises .jupyter_cache

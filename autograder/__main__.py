@@ -1,0 +1,50 @@
+"""Command line: ``python -m autograder release`` and ``python -m autograder grade``."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .course import ROOT
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rel = sub.add_parser("release", help="generate the student notebooks of every assignment")
+    rel.add_argument("--out", type=Path, default=ROOT / "release",
+                     help="folder for <assignment>/<notebook>.ipynb (default: release/)")
+    rel.add_argument("--book", type=Path, default=ROOT / "exercises",
+                     help="folder where the book shows them (default: exercises/)")
+
+    gr = sub.add_parser("grade", help="autograde SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb")
+    gr.add_argument("submissions", type=Path)
+    gr.add_argument("--out", type=Path, required=True, help="folder for grades.csv, tests.csv, feedback/")
+    gr.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="submissions graded at once (default: the number of cores)")
+    gr.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell (default 60)")
+    gr.add_argument("--notebook-timeout", type=int, default=600,
+                    help="seconds per notebook, all cells together (default 600)")
+    gr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    args = parser.parse_args(argv)
+    if args.command == "release":
+        from .release import release
+        written = release(args.out, args.book)
+        for path in written:
+            print(path.relative_to(args.out) if path.is_relative_to(args.out) else path)
+        print(f"{sum(p.suffix == '.ipynb' for p in written)} student notebook(s) and the nnkit wheel in {args.out}; book copies in {args.book}")
+        return 0
+
+    from .grade import Settings, grade
+    rows = grade(args.submissions, args.out, jobs=args.jobs,
+                 settings=Settings(args.cell_timeout, args.notebook_timeout), progress=not args.quiet)
+    graded = sum(r.status == "graded" for r in rows)
+    print(f"{len(rows)} row(s): {graded} graded, {sum(r.status == 'missing' for r in rows)} missing, "
+          f"{sum(r.status.startswith('error') for r in rows)} with errors -> {args.out / 'grades.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

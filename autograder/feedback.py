@@ -1,0 +1,52 @@
+"""Feedback that shows students their results without the hidden tests.
+
+nbgrader's feedback shows test cells as they were executed — hidden tests included — and
+IPython tracebacks quote the failing source lines. Before the HTML is rendered, this
+preprocessor removes the hidden-test region of every test cell and reduces each error in a
+test cell to its final line (``AssertionError: <message>``), which is where the course's
+checks put their explanation.
+"""
+
+import re
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from .leaks import _REGIONS
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+HIDDEN_NOTE = "# (hidden tests run here; their code is not shown)"
+
+
+def is_test_cell(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def without_hidden_tests(source: str) -> str:
+    kept, hiding = [], False
+    for line in source.splitlines():
+        if "BEGIN HIDDEN TESTS" in line:
+            hiding = True
+            kept.append(line[: len(line) - len(line.lstrip())] + HIDDEN_NOTE)
+        elif hiding and _REGIONS["BEGIN HIDDEN TESTS"] in line:
+            hiding = False
+        elif not hiding:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def error_summary(output) -> str:
+    ename = ANSI.sub("", str(output.get("ename", "Error")))
+    evalue = ANSI.sub("", str(output.get("evalue", "")))
+    return f"{ename}: {evalue}" if evalue else ename
+
+
+class SanitizeFeedback(NbGraderPreprocessor):
+    # NbGraderPreprocessor, unlike nbconvert's base class, is enabled by default.
+    def preprocess_cell(self, cell, resources, index):
+        if is_test_cell(cell):
+            cell.source = without_hidden_tests(cell.source)
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    output["traceback"] = [error_summary(output)]
+        return cell, resources

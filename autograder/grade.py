@@ -1,0 +1,286 @@
+"""Grade a class: every student's submission of every assignment, one row each.
+
+A broken submission (corrupt JSON, wrong file name, a kernel that dies or hangs) is reported
+in its own row; the rest of the class is still graded. The batch is written to
+``OUT/grades.csv`` (one row per student and assignment), ``OUT/tests.csv`` (one row per test
+cell) and ``OUT/feedback/<student>/<assignment>/<notebook>.html``.
+"""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple, dataclass, field, fields
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+from tqdm import tqdm
+
+from .course import ROOT, SAFE_ID, SOLUTIONS, assignments, notebooks
+from .feedback import error_summary, is_test_cell
+from .leaks import HIDDEN_TESTS_ONLY, find_leaks, secrets_of
+from .release import generate
+
+GRADES_HEADER = ("student_id", "assignment_id", "score", "max_score", "status")
+TESTS_HEADER = ("student_id", "assignment_id", "test_id", "points", "max_points", "reason")
+
+
+@dataclass
+class TestResult:
+    student_id: str
+    assignment_id: str
+    test_id: str
+    points: float
+    max_points: float
+    reason: str = ""
+
+
+@dataclass
+class Row:
+    student_id: str
+    assignment_id: str
+    score: float
+    max_score: float
+    status: str
+    tests: list = field(default_factory=list, repr=False)
+
+    def csv_fields(self):
+        return (self.student_id, self.assignment_id, _num(self.score), _num(self.max_score), self.status)
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass
+class Settings:
+    cell_timeout: int = 60
+    notebook_timeout: int = 600
+
+
+class Batch:
+    """One grading run: a template gradebook shared read-only, a folder per submission."""
+
+    def __init__(self, submissions: Path, out: Path, settings: Settings):
+        self.submissions = submissions
+        self.out = out
+        self.settings = settings
+        self.work = out / ".work"
+        self.assignments = assignments()
+        self.max_scores: dict[str, float] = {}
+        self.tests: dict[str, list[tuple[str, float]]] = {}
+        # A student's feedback may show their own code, never the hidden tests.
+        self.hidden = {a: secrets_of(SOLUTIONS / a, HIDDEN_TESTS_ONLY) for a in self.assignments}
+
+    # -- set-up --------------------------------------------------------------------------
+    def prepare(self) -> None:
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        template = self.work / "template"
+        generate(template, self.assignments)
+        with Gradebook(f"sqlite:///{template / 'gradebook.db'}",
+                       "training-neural-networks") as gb:
+            for a in self.assignments:
+                assignment = gb.find_assignment(a)
+                self.max_scores[a] = float(assignment.max_score)
+                self.tests[a] = [(cell.name, float(cell.max_score))
+                                 for nb in assignment.notebooks for cell in nb.grade_cells]
+
+    def students(self) -> list[str]:
+        return sorted(p.name for p in self.submissions.iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
+
+    # -- one submission ------------------------------------------------------------------
+    def grade_one(self, student: str, assignment: str) -> Row:
+        def row(status: str, score: float = 0.0, tests=None) -> Row:
+            status = " ".join(status.split())  # one line per row in the CSV
+            if tests is None:
+                reason = status.removeprefix("error: ")
+                tests = [TestResult(student, assignment, t, 0.0, m, reason)
+                         for t, m in self.tests[assignment]]
+            return Row(student, assignment, score, self.max_scores[assignment], status, tests)
+
+        if not SAFE_ID.match(student):
+            return row("error: student id must be letters, digits, '.', '_' or '-'")
+        folder = self.submissions / student / assignment
+        if not folder.is_dir():
+            return row("missing")
+        expected = notebooks(assignment)
+        found = sorted(p.name for p in folder.glob("*.ipynb"))
+        absent = [f"{n}.ipynb" for n in expected if f"{n}.ipynb" not in found]
+        if absent and not found:
+            return row("missing")
+        if absent:
+            return row(f"error: expected {', '.join(absent)}, found {', '.join(found)}")
+        for name in expected:
+            problem = _unreadable(folder / f"{name}.ipynb")
+            if problem:
+                return row(f"error: {name}.ipynb is not a valid notebook ({problem})")
+
+        course = self.work / "courses" / f"{student}--{assignment}"
+        self._set_up_course(course, folder, student, assignment)
+        try:
+            outcome = self._run_worker(course, student, assignment)
+        except subprocess.TimeoutExpired:
+            return row(f"error: grading stopped after {self.settings.notebook_timeout} s "
+                       "(whole-notebook time limit)")
+        if outcome:
+            return row(f"error: {outcome}")
+        tests, problems = self._read_grades(course, student, assignment)
+        self._publish_feedback(course, student, assignment)
+        score = sum(t.points for t in tests)
+        return row(f"error: {'; '.join(problems)}" if problems else "graded", score, tests)
+
+    def _set_up_course(self, course: Path, folder: Path, student: str, assignment: str) -> None:
+        if course.exists():
+            shutil.rmtree(course)
+        (course / "source" / assignment).mkdir(parents=True)
+        for extra in (SOLUTIONS / assignment).iterdir():
+            if extra.is_file() and extra.suffix != ".ipynb":
+                shutil.copyfile(extra, course / "source" / assignment / extra.name)
+        shutil.copyfile(self.work / "template" / "gradebook.db", course / "gradebook.db")
+        submitted = course / "submitted" / student / assignment
+        submitted.mkdir(parents=True)
+        for item in folder.iterdir():
+            if item.is_file() and not item.is_symlink():
+                shutil.copyfile(item, submitted / item.name)
+
+    def _run_worker(self, course: Path, student: str, assignment: str) -> str | None:
+        """Autograde in a subprocess; returns a reason when it did not complete."""
+        command = [sys.executable, "-m", "autograder.worker", str(course), assignment, student,
+                   "--cell-timeout", str(self.settings.cell_timeout)]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+        with subprocess.Popen(command, cwd=course, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+            try:
+                _, stderr = proc.communicate(timeout=self.settings.notebook_timeout)
+            except subprocess.TimeoutExpired:
+                # The kernel is a grandchild: end the whole process group.
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                raise
+        report = course / "worker.json"
+        if not report.exists():
+            tail = (stderr or "").strip().splitlines()[-1:] or ["no output"]
+            return f"the grader stopped unexpectedly ({tail[0][:200]})"
+        result = json.loads(report.read_text())
+        for step, outcome in result.items():
+            if not outcome["success"]:
+                lines = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()
+                last = next((l for l in reversed(lines) if l.strip()), "unknown error")
+                return f"nbgrader {step} failed ({last.strip()[:200]})"
+        return None
+
+    def _read_grades(self, course: Path, student: str, assignment: str):
+        """Points per test cell from the gradebook, checked against the executed notebook: a
+        test cell that never ran (the kernel died or exited first) earns nothing."""
+        executed = {}
+        for path in (course / "autograded" / student / assignment).glob("*.ipynb"):
+            nb = nbformat.read(path, as_version=4)
+            for cell in nb.cells:
+                if is_test_cell(cell):
+                    executed[cell.metadata.nbgrader["grade_id"]] = cell
+        tests, problems, not_run = [], [], []
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "training-neural-networks") as gb:
+            submission = gb.find_submission(assignment, student)
+            for nb in submission.notebooks:
+                for grade in nb.grades:
+                    cell = executed.get(grade.name)
+                    points, reason = float(grade.score or 0.0), ""
+                    if cell is None or cell.get("execution_count") is None:
+                        points, reason = 0.0, "did not run"
+                        not_run.append(grade.name)
+                    elif grade.needs_manual_grade:
+                        points, reason = 0.0, "no result recorded"
+                        not_run.append(grade.name)
+                    elif points < grade.max_score:
+                        reason = _failure_reason(cell)
+                    tests.append(TestResult(student, assignment, grade.name, points,
+                                            float(grade.max_score), reason))
+        if not_run:
+            problems.append(f"the notebook stopped before {len(not_run)} test cell(s) ran "
+                            f"({', '.join(not_run[:3])}{', ...' if len(not_run) > 3 else ''})")
+        return tests, problems
+
+    def _publish_feedback(self, course: Path, student: str, assignment: str) -> None:
+        for html in (course / "feedback" / student / assignment).glob("*.html"):
+            leaks = find_leaks(html.read_text(errors="replace"), self.hidden[assignment],
+                               markers=("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"))
+            if leaks:
+                # Never publish private text, even if the sanitizer missed a path.
+                raise RuntimeError(f"feedback for {student}/{assignment} would leak: {leaks[:3]}")
+            target = self.out / "feedback" / student / assignment / html.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(html, target)
+
+
+def _unreadable(path: Path) -> str | None:
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # any reason a notebook cannot be read is the student's row, not a crash
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    return None
+
+
+def _failure_reason(cell) -> str:
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return error_summary(output).splitlines()[0][:300]
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            return "wrote to stderr: " + output.get("text", "").strip().splitlines()[0][:200]
+    return "partial credit"
+
+
+def _write_csv(path: Path, header, rows) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)  # a reader never sees half a file
+
+
+def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | None = None,
+          progress: bool = True) -> list[Row]:
+    if not submissions.is_dir():
+        raise FileNotFoundError(f"submissions folder not found: {submissions}")
+    out.mkdir(parents=True, exist_ok=True)
+    batch = Batch(submissions, out, settings or Settings())
+    batch.prepare()
+    if (out / "feedback").exists():
+        shutil.rmtree(out / "feedback")
+    tasks = [(s, a) for s in batch.students() for a in batch.assignments]
+    rows: list[Row] = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, \
+            tqdm(total=len(tasks), desc="grading", unit="notebook", disable=not progress,
+                 file=sys.stderr) as bar:
+        futures = [pool.submit(_safely, batch, s, a) for s, a in tasks]
+        for future in futures:
+            row = future.result()
+            rows.append(row)
+            bar.update()
+            bar.write(f"{row.student_id}/{row.assignment_id}: {_num(row.score)}/"
+                      f"{_num(row.max_score)} {row.status}")
+    rows.sort(key=lambda r: (r.student_id, r.assignment_id))
+    _write_csv(out / "grades.csv", GRADES_HEADER, [r.csv_fields() for r in rows])
+    _write_csv(out / "tests.csv", TESTS_HEADER,
+               [(t.student_id, t.assignment_id, t.test_id, _num(t.points), _num(t.max_points), t.reason)
+                for r in rows for t in r.tests])
+    return rows
+
+
+def _safely(batch: Batch, student: str, assignment: str) -> Row:
+    """A failure of the grader on one submission becomes that row's status, never the batch's."""
+    try:
+        return batch.grade_one(student, assignment)
+    except Exception as exc:
+        return Row(student, assignment, 0.0, batch.max_scores.get(assignment, 0.0),
+                   f"error: grader failed on this submission ({type(exc).__name__}: "
+                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''})")

@@ -1,0 +1,23 @@
+"""nnkit: small helpers shared by the Training Neural Networks course.
+
+Public and importable by students: gradient checking, test assertions with helpful
+messages, locally generated data sets, device choice and plotting helpers.
+It never contains the solution of an exercise.
+"""
+
+from .device import pick_device
+from .gradcheck import grad_check, numerical_grad, numerical_grad_array, rel_error
+from .testing import check_array, check_close, check_grad, check_scalar
+
+__all__ = [
+    "pick_device",
+    "grad_check",
+    "numerical_grad",
+    "numerical_grad_array",
+    "rel_error",
+    "check_array",
+    "check_close",
+    "check_grad",
+    "check_scalar",
+]
+__version__ = "0.1.0"
