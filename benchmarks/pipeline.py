@@ -1,0 +1,103 @@
+"""Figures for the course pipeline, printed as a table (run with `make bench`).
+
+- book: clean build (release + jupyter-book, empty execution cache), no-change rebuild, and a
+  rebuild after one page's text changed;
+- each solution notebook's run time on this machine's CPU (nbclient);
+- grading time per notebook: `python -m autograder grade` (own course folder, feedback, leak
+  check) against bare `nbgrader autograde` on the same reference notebook.
+
+Ratios are measured within one run, on one machine; timings are not asserted anywhere.
+"""
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from autograder.course import SOLUTIONS, assignments  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def timed(command, cwd=ROOT) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def book_times() -> list[tuple[str, float]]:
+    build = [str(BIN / "jupyter-book"), "build", ".", "--warningiserror", "--nitpick", "--keep-going"]
+    release = [sys.executable, "-m", "autograder", "release", "--out", "release", "--book", "exercises"]
+    shutil.rmtree(ROOT / "_build", ignore_errors=True)
+    clean = timed(release) + timed(build)
+    again = timed(build)
+    page = next((ROOT / "chapters").rglob("*.md"))
+    text = page.read_text()
+    try:
+        page.write_text(text + "\n")  # a text-only edit: the page's code is unchanged, its cache hits
+        one = timed(build)
+    finally:
+        page.write_text(text)
+    timed(build)
+    return [("book: clean build (release + execute + render)", clean),
+            ("book: rebuild, nothing changed", again),
+            (f"book: rebuild after editing {page.name}", one)]
+
+
+def notebook_times() -> list[tuple[str, float]]:
+    rows = []
+    for a in assignments():
+        nb = nbformat.read(SOLUTIONS / a / f"{a}.ipynb", as_version=4)
+        start = time.perf_counter()
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(SOLUTIONS / a)}}).execute()
+        rows.append((f"solution notebook {a}: run on CPU", time.perf_counter() - start))
+    return rows
+
+
+def grading_times() -> list[tuple[str, float]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for a in assignments():
+            subs = tmp / f"subs-{a}" / "reference" / a
+            subs.mkdir(parents=True)
+            shutil.copyfile(SOLUTIONS / a / f"{a}.ipynb", subs / f"{a}.ipynb")
+            ours = timed([sys.executable, "-m", "autograder", "grade", str(subs.parent.parent),
+                          "--out", str(tmp / f"out-{a}"), "--jobs", "1", "--quiet"])
+            # Bare nbgrader on the same notebook: generate_assignment (untimed), then autograde.
+            course = tmp / f"bare-{a}"
+            shutil.copytree(SOLUTIONS / a, course / "source" / a)
+            subprocess.run([str(BIN / "nbgrader"), "generate_assignment", a, "--force"], cwd=course,
+                           check=True, capture_output=True)
+            shutil.copytree(SOLUTIONS / a, course / "submitted" / "reference" / a)
+            bare = timed([str(BIN / "nbgrader"), "autograde", a, "--Autograde.create_student=True",
+                          "--Execute.timeout=120"], cwd=course)
+            rows += [(f"grade {a}: python -m autograder grade (1 notebook)", ours),
+                     (f"grade {a}: bare nbgrader autograde", bare)]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-book", action="store_true", help="leave the book out (it takes minutes)")
+    args = parser.parse_args()
+    rows = [] if args.skip_book else book_times()
+    rows += notebook_times() + grading_times()
+    width = max(len(name) for name, _ in rows)
+    print(f"{'measurement'.ljust(width)}  seconds")
+    for name, seconds in rows:
+        print(f"{name.ljust(width)}  {seconds:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
