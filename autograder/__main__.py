@@ -24,8 +24,10 @@ def main(argv=None) -> int:
     gr.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="submissions graded at once (default: the number of cores)")
     gr.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell (default 60)")
-    gr.add_argument("--notebook-timeout", type=int, default=600,
-                    help="seconds per notebook, all cells together (default 600)")
+    gr.add_argument("--notebook-timeout", type=int, default=900,
+                    help="seconds per notebook, all cells and the re-check together (default 900)")
+    gr.add_argument("--unsafe-no-sandbox", action="store_true",
+                    help="run student code without the sandbox (only where bubblewrap cannot run)")
     gr.add_argument("--quiet", action="store_true", help="no progress bar")
 
     args = parser.parse_args(argv)
@@ -37,9 +39,17 @@ def main(argv=None) -> int:
         print(f"{sum(p.suffix == '.ipynb' for p in written)} student notebook(s) and the nnkit wheel in {args.out}; book copies in {args.book}")
         return 0
 
-    from .grade import Settings, grade
-    rows = grade(args.submissions, args.out, jobs=args.jobs,
-                 settings=Settings(args.cell_timeout, args.notebook_timeout), progress=not args.quiet)
+    from .grade import SandboxUnavailable, Settings, grade
+    if args.unsafe_no_sandbox:
+        print("WARNING: --unsafe-no-sandbox: student code runs unsandboxed, with this user's rights, "
+              "network and files.", file=sys.stderr)
+    try:
+        rows = grade(args.submissions, args.out, jobs=args.jobs,
+                     settings=Settings(args.cell_timeout, args.notebook_timeout, not args.unsafe_no_sandbox),
+                     progress=not args.quiet)
+    except SandboxUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     graded = sum(r.status == "graded" for r in rows)
     print(f"{len(rows)} row(s): {graded} graded, {sum(r.status == 'missing' for r in rows)} missing, "
           f"{sum(r.status.startswith('error') for r in rows)} with errors -> {args.out / 'grades.csv'}")

@@ -7,9 +7,13 @@ test cell to its final line (``AssertionError: <message>``), which is where the 
 checks put their explanation.
 """
 
+import json
 import re
+from pathlib import Path
 
+from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Unicode
 
 from .leaks import _REGIONS
 
@@ -43,10 +47,23 @@ def error_summary(output) -> str:
 
 class SanitizeFeedback(NbGraderPreprocessor):
     # NbGraderPreprocessor, unlike nbconvert's base class, is enabled by default.
+    trusted_path = Unicode("", help="results of the trusted re-check (JSON)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        path = Path(self.trusted_path) if self.trusted_path else None
+        self._trusted = json.loads(path.read_text())["tests"] if path and path.exists() else {}
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(self, cell, resources, index):
         if is_test_cell(cell):
             cell.source = without_hidden_tests(cell.source)
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     output["traceback"] = [error_summary(output)]
+            grade_id = cell.metadata.nbgrader.get("grade_id")
+            if grade_id in self._trusted:
+                reason = self._trusted[grade_id]
+                verdict = ("passed" if reason is None else f"failed: {reason}")
+                cell.outputs.append(new_output("stream", name="stdout", text=(
+                    f"[grader] Re-checked outside your notebook: {verdict}\n")))
         return cell, resources

@@ -9,25 +9,28 @@ cell) and ``OUT/feedback/<student>/<assignment>/<notebook>.html``.
 import csv
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook
 from tqdm import tqdm
 
+from . import sandbox
 from .course import ROOT, SAFE_ID, SOLUTIONS, assignments, notebooks
-from .feedback import error_summary, is_test_cell
 from .leaks import HIDDEN_TESTS_ONLY, find_leaks, secrets_of
 from .release import generate
 
 GRADES_HEADER = ("student_id", "assignment_id", "score", "max_score", "status")
 TESTS_HEADER = ("student_id", "assignment_id", "test_id", "points", "max_points", "reason")
+INTEGRITY_HEADER = ("student_id", "assignment_id", "test_id", "in_kernel_points", "trusted_points",
+                    "trusted_reason")
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Row:
     max_score: float
     status: str
     tests: list = field(default_factory=list, repr=False)
+    integrity: list = field(default_factory=list, repr=False)
 
     def csv_fields(self):
         return (self.student_id, self.assignment_id, _num(self.score), _num(self.max_score), self.status)
@@ -60,7 +64,8 @@ def _num(x: float) -> str:
 @dataclass
 class Settings:
     cell_timeout: int = 60
-    notebook_timeout: int = 600
+    notebook_timeout: int = 900
+    sandbox: bool = True
 
 
 class Batch:
@@ -76,6 +81,7 @@ class Batch:
         self.tests: dict[str, list[tuple[str, float]]] = {}
         # A student's feedback may show their own code, never the hidden tests.
         self.hidden = {a: secrets_of(SOLUTIONS / a, HIDDEN_TESTS_ONLY) for a in self.assignments}
+        self.uids: queue.Queue = queue.Queue()  # free sandbox uids, one per job slot
 
     # -- set-up --------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -131,10 +137,12 @@ class Batch:
                        "(whole-notebook time limit)")
         if outcome:
             return row(f"error: {outcome}")
-        tests, problems = self._read_grades(course, student, assignment)
+        tests, problems, integrity = self._read_grades(course, student, assignment)
         self._publish_feedback(course, student, assignment)
         score = sum(t.points for t in tests)
-        return row(f"error: {'; '.join(problems)}" if problems else "graded", score, tests)
+        result = row(f"error: {'; '.join(problems)}" if problems else "graded", score, tests)
+        result.integrity = integrity
+        return result
 
     def _set_up_course(self, course: Path, folder: Path, student: str, assignment: str) -> None:
         if course.exists():
@@ -154,6 +162,8 @@ class Batch:
         """Autograde in a subprocess; returns a reason when it did not complete."""
         command = [sys.executable, "-m", "autograder.worker", str(course), assignment, student,
                    "--cell-timeout", str(self.settings.cell_timeout)]
+        uid = self.uids.get()  # one uid per running submission: limits and signals stay apart
+        command += ["--uid", str(uid)] if self.settings.sandbox else ["--no-sandbox"]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
         with subprocess.Popen(command, cwd=course, env=env, stdout=subprocess.DEVNULL,
@@ -165,6 +175,8 @@ class Batch:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.communicate()
                 raise
+            finally:
+                self.uids.put(uid)
         report = course / "worker.json"
         if not report.exists():
             tail = (stderr or "").strip().splitlines()[-1:] or ["no output"]
@@ -178,35 +190,32 @@ class Batch:
         return None
 
     def _read_grades(self, course: Path, student: str, assignment: str):
-        """Points per test cell from the gradebook, checked against the executed notebook: a
-        test cell that never ran (the kernel died or exited first) earns nothing."""
-        executed = {}
-        for path in (course / "autograded" / student / assignment).glob("*.ipynb"):
-            nb = nbformat.read(path, as_version=4)
-            for cell in nb.cells:
-                if is_test_cell(cell):
-                    executed[cell.metadata.nbgrader["grade_id"]] = cell
-        tests, problems, not_run = [], [], []
+        """Points per test cell: the trusted re-check's verdict (already in the gradebook).
+        Where nbgrader's in-kernel run said otherwise, the test goes to the integrity report."""
+        trusted = json.loads((course / "trusted.json").read_text())
+        tests, integrity, stopped = [], [], []
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "training-neural-networks") as gb:
             submission = gb.find_submission(assignment, student)
             for nb in submission.notebooks:
                 for grade in nb.grades:
-                    cell = executed.get(grade.name)
-                    points, reason = float(grade.score or 0.0), ""
-                    if cell is None or cell.get("execution_count") is None:
-                        points, reason = 0.0, "did not run"
-                        not_run.append(grade.name)
-                    elif grade.needs_manual_grade:
-                        points, reason = 0.0, "no result recorded"
-                        not_run.append(grade.name)
-                    elif points < grade.max_score:
-                        reason = _failure_reason(cell)
+                    if grade.name not in trusted["tests"]:
+                        verdict = "not re-checked"
+                    else:
+                        verdict = trusted["tests"][grade.name]
+                    points = float(grade.max_score) if verdict is None else 0.0
+                    if verdict and verdict.startswith("not run"):
+                        stopped.append(grade.name)
+                    in_kernel = trusted["in_kernel"].get(grade.name)
+                    if in_kernel is not None and in_kernel != points:
+                        integrity.append((student, assignment, grade.name, _num(in_kernel), _num(points),
+                                          " ".join((verdict or "passed").split())[:300]))
                     tests.append(TestResult(student, assignment, grade.name, points,
-                                            float(grade.max_score), reason))
-        if not_run:
-            problems.append(f"the notebook stopped before {len(not_run)} test cell(s) ran "
-                            f"({', '.join(not_run[:3])}{', ...' if len(not_run) > 3 else ''})")
-        return tests, problems
+                                            float(grade.max_score), " ".join((verdict or "").split())[:300]))
+        problems = []
+        if stopped:
+            problems.append(f"the notebook stopped before {len(stopped)} test cell(s) ran "
+                            f"({', '.join(stopped[:3])}{', ...' if len(stopped) > 3 else ''})")
+        return tests, problems, integrity
 
     def _publish_feedback(self, course: Path, student: str, assignment: str) -> None:
         for html in (course / "feedback" / student / assignment).glob("*.html"):
@@ -229,15 +238,6 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-def _failure_reason(cell) -> str:
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            return error_summary(output).splitlines()[0][:300]
-        if output.get("output_type") == "stream" and output.get("name") == "stderr":
-            return "wrote to stderr: " + output.get("text", "").strip().splitlines()[0][:200]
-    return "partial credit"
-
-
 def _write_csv(path: Path, header, rows) -> None:
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
@@ -247,12 +247,25 @@ def _write_csv(path: Path, header, rows) -> None:
     os.replace(tmp, path)  # a reader never sees half a file
 
 
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
 def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | None = None,
           progress: bool = True) -> list[Row]:
+    settings = settings or Settings()
     if not submissions.is_dir():
         raise FileNotFoundError(f"submissions folder not found: {submissions}")
+    if settings.sandbox:
+        problem = sandbox.check()
+        if problem:
+            raise SandboxUnavailable(
+                f"cannot sandbox student code here: {problem}. Fix that, or grade anyway with "
+                "--unsafe-no-sandbox (student code then runs with the grader's rights).")
     out.mkdir(parents=True, exist_ok=True)
-    batch = Batch(submissions, out, settings or Settings())
+    batch = Batch(submissions, out, settings)
+    for slot in range(max(1, jobs)):
+        batch.uids.put(61000 + slot)
     batch.prepare()
     if (out / "feedback").exists():
         shutil.rmtree(out / "feedback")
@@ -273,6 +286,7 @@ def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | N
     _write_csv(out / "tests.csv", TESTS_HEADER,
                [(t.student_id, t.assignment_id, t.test_id, _num(t.points), _num(t.max_points), t.reason)
                 for r in rows for t in r.tests])
+    _write_csv(out / "integrity.csv", INTEGRITY_HEADER, [i for r in rows for i in r.integrity])
     return rows
 
 

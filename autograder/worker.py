@@ -4,21 +4,52 @@ Each (student, assignment) pair is graded in a folder of its own with a private 
 gradebook, so submissions cannot lock or overwrite each other's records, a crash or time-out
 ends only this process, and batches can run in parallel.
 
-    python -m autograder.worker COURSE_ROOT ASSIGNMENT STUDENT --cell-timeout 60
+1. nbgrader autograde runs the notebook (in the sandbox unless told otherwise) and records
+   the in-kernel result of every test cell;
+2. the trusted re-check runs every test cell again outside the student's process
+   (``recheck.py``); its result is the one that counts and is written into the gradebook;
+3. nbgrader generate_feedback renders the feedback, without hidden tests.
+
+    python -m autograder.worker COURSE_ROOT ASSIGNMENT STUDENT [--uid N | --no-sandbox]
 """
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
+import nbformat
+from jupyter_client.manager import KernelManager
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.api import Gradebook
 from nbgrader.apps import NbGraderAPI
+from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import GetGrades
+from nbgrader.preprocessors import Execute, GetGrades
 
-from .course import nbgrader_config
+from .course import SOLUTIONS, nbgrader_config
 from .feedback import SanitizeFeedback
+from .recheck import exercise_api, recheck
+from .sandbox import SandboxedBlockingKernelManager, SandboxedKernelManager
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute, with kernels started in the sandbox."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["kernel_manager_class"] = SandboxedKernelManager
+        super().__init__(*args, **kwargs)
+
+
+def _give_to(path: Path, uid: int) -> None:
+    """The sandboxed kernel runs as ``uid`` and may write only in its scratch copy."""
+    for root, dirs, files in os.walk(path):
+        os.chown(root, uid, uid)
+        for name in files:
+            os.chown(os.path.join(root, name), uid, uid)
 
 
 def main(argv=None) -> int:
@@ -27,16 +58,76 @@ def main(argv=None) -> int:
     parser.add_argument("assignment")
     parser.add_argument("student")
     parser.add_argument("--cell-timeout", type=int, default=60)
+    parser.add_argument("--uid", type=int, default=61000)
+    parser.add_argument("--no-sandbox", action="store_true")
     args = parser.parse_args(argv)
+    root, assignment, student = args.root, args.assignment, args.student
+    sandboxed = not args.no_sandbox
 
-    config = nbgrader_config(args.root, args.root / "source", cell_timeout=args.cell_timeout)
+    runtime = Path(tempfile.mkdtemp(prefix="tnn-"))  # short: Unix socket paths are limited to 107 bytes
+    config = nbgrader_config(root, root / "source", cell_timeout=args.cell_timeout)
     config.GenerateFeedback.preprocessors = [GetGrades, SanitizeFeedback, CSSHTMLHeaderPreprocessor]
+    config.SanitizeFeedback.trusted_path = str(root / "trusted.json")
+    submitted = root / "submitted" / student / assignment
+    if sandboxed:
+        default = Autograde.class_traits()["autograde_preprocessors"].make_dynamic_default()
+        config.Autograde.autograde_preprocessors = [SandboxedExecute if p is Execute else p for p in default]
+        config.SandboxedKernelManager.runtime_dir = str(runtime / "autograde")
+        config.SandboxedKernelManager.sandbox_uid = args.uid
+        _give_to(submitted, args.uid)
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
-    result = {"autograde": api.autograde(args.assignment, args.student, force=True, create=True)}
+    result = {"autograde": api.autograde(assignment, student, force=True, create=True)}
     if result["autograde"]["success"]:
-        result["feedback"] = api.generate_feedback(args.assignment, args.student, force=True)
-    (args.root / "worker.json").write_text(json.dumps(result))
+        try:
+            result["recheck"] = {"success": True, **trusted_recheck(root, assignment, student, config,
+                                                                      runtime, args, sandboxed)}
+        except Exception as exc:
+            result["recheck"] = {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+    if all(r["success"] for r in result.values()):
+        result["feedback"] = api.generate_feedback(assignment, student, force=True)
+    shutil.rmtree(runtime, ignore_errors=True)
+    (root / "worker.json").write_text(json.dumps(result))
     return 0 if all(r["success"] for r in result.values()) else 1
+
+
+def trusted_recheck(root, assignment, student, config, runtime, args, sandboxed) -> dict:
+    """Run the tests again outside the student's process and make the gradebook agree."""
+    source = {p.stem: nbformat.read(p, as_version=4) for p in (SOLUTIONS / assignment).glob("*.ipynb")}
+    autograded = root / "autograded" / student / assignment
+    tests, in_kernel = {}, {}
+    for name, source_nb in source.items():
+        notebook = nbformat.read(autograded / f"{name}.ipynb", as_version=4)
+        scratch = root / "recheck" / name
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        shutil.copytree(root / "submitted" / student / assignment, scratch)
+        if sandboxed:
+            os.chmod(scratch, 0o755)
+            _give_to(scratch, args.uid)
+
+            def factory():
+                return SandboxedBlockingKernelManager(kernel_name="python3", config=config,
+                                                      runtime_dir=str(runtime / f"recheck-{name}"),
+                                                      sandbox_uid=args.uid)
+        else:
+            def factory():
+                return KernelManager(kernel_name="python3")
+        tests.update(recheck(notebook, exercise_api(source_nb), scratch, factory,
+                             cell_timeout=args.cell_timeout))
+    db = f"sqlite:///{root / 'gradebook.db'}"
+    with Gradebook(db, config.CourseDirectory.course_id) as gb:
+        submission = gb.find_submission(assignment, student)
+        for nb in submission.notebooks:
+            for grade in nb.grades:
+                in_kernel[grade.name] = float(grade.score or 0.0)
+                if grade.name in tests:
+                    grade.auto_score = float(grade.max_score) if tests[grade.name] is None else 0.0
+                    grade.manual_score = None
+                    grade.needs_manual_grade = False
+        gb.db.commit()
+    trusted = {"tests": tests, "in_kernel": in_kernel}
+    (root / "trusted.json").write_text(json.dumps(trusted))
+    return trusted
 
 
 if __name__ == "__main__":
