@@ -10,6 +10,10 @@ PAGES := $(wildcard chapters/*/*.md) intro.md _config.yml _toc.yml
 .PHONY: book test release strip bench clean
 
 $(STAMP): requirements.txt pyproject.toml
+	@# The grader runs student code in a bubblewrap sandbox (bwrap, setpriv and prlimit).
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq bubblewrap util-linux >/dev/null); } || \
+	  echo "warning: bubblewrap is not installed; grading will need it (see README)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch==2.13.0 is pinned in requirements.txt: the CPU wheel, not the CUDA stack.
 	$(BIN)/python -m pip install --quiet -r requirements.txt

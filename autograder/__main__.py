@@ -18,8 +18,10 @@ def main(argv=None) -> int:
     rel.add_argument("--book", type=Path, default=ROOT / "exercises",
                      help="folder where the book shows them (default: exercises/)")
 
-    gr = sub.add_parser("grade", help="autograde SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb")
-    gr.add_argument("submissions", type=Path)
+    gr = sub.add_parser("grade", help="autograde a class's submissions")
+    gr.add_argument("submissions", type=Path,
+                    help="folder of <student>/<assignment>/<notebook>.ipynb, or a flat folder or .zip "
+                         "of <student>_<notebook>.ipynb files (as learning-management systems export)")
     gr.add_argument("--out", type=Path, required=True, help="folder for grades.csv, tests.csv, feedback/")
     gr.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="submissions graded at once (default: the number of cores)")
@@ -39,6 +41,7 @@ def main(argv=None) -> int:
         print(f"{sum(p.suffix == '.ipynb' for p in written)} student notebook(s) and the nnkit wheel in {args.out}; book copies in {args.book}")
         return 0
 
+    from .collect import SubmissionsError
     from .grade import SandboxUnavailable, Settings, grade
     if args.unsafe_no_sandbox:
         print("WARNING: --unsafe-no-sandbox: student code runs unsandboxed, with this user's rights, "
@@ -47,7 +50,7 @@ def main(argv=None) -> int:
         rows = grade(args.submissions, args.out, jobs=args.jobs,
                      settings=Settings(args.cell_timeout, args.notebook_timeout, not args.unsafe_no_sandbox),
                      progress=not args.quiet)
-    except SandboxUnavailable as exc:
+    except (SandboxUnavailable, SubmissionsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     graded = sum(r.status == "graded" for r in rows)

@@ -1,12 +1,15 @@
 """Where the course's assignments live and how nbgrader is configured for them."""
 
+import os
 import re
 from pathlib import Path
 
 from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS = ROOT / "solutions"
+# COURSE_SOLUTIONS points the tools at another course's sources (the test suite's small
+# fixture course for hostile submissions uses it).
+SOLUTIONS = Path(os.environ.get("COURSE_SOLUTIONS", ROOT / "solutions")).resolve()
 
 # nbgrader stores ids in paths and in its database: keep them to a safe alphabet.
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

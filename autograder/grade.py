@@ -7,6 +7,7 @@ cell) and ``OUT/feedback/<student>/<assignment>/<notebook>.html``.
 """
 
 import csv
+import hashlib
 import json
 import os
 import queue
@@ -15,14 +16,14 @@ import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook
 from tqdm import tqdm
 
-from . import sandbox
+from . import collect, sandbox
 from .course import ROOT, SAFE_ID, SOLUTIONS, assignments, notebooks
 from .leaks import HIDDEN_TESTS_ONLY, find_leaks, secrets_of
 from .release import generate
@@ -30,7 +31,7 @@ from .release import generate
 GRADES_HEADER = ("student_id", "assignment_id", "score", "max_score", "status")
 TESTS_HEADER = ("student_id", "assignment_id", "test_id", "points", "max_points", "reason")
 INTEGRITY_HEADER = ("student_id", "assignment_id", "test_id", "in_kernel_points", "trusted_points",
-                    "trusted_reason")
+                    "note")
 
 
 @dataclass
@@ -85,8 +86,11 @@ class Batch:
 
     # -- set-up --------------------------------------------------------------------------
     def prepare(self) -> None:
-        if self.work.exists():
-            shutil.rmtree(self.work)
+        # Finished results survive (a rerun reuses them); everything else is rebuilt.
+        for stale in ("template", "courses"):
+            if (self.work / stale).exists():
+                shutil.rmtree(self.work / stale)
+        (self.work / "results").mkdir(parents=True, exist_ok=True)
         template = self.work / "template"
         generate(template, self.assignments)
         with Gradebook(f"sqlite:///{template / 'gradebook.db'}",
@@ -121,15 +125,20 @@ class Batch:
         absent = [f"{n}.ipynb" for n in expected if f"{n}.ipynb" not in found]
         if absent and not found:
             return row("missing")
+        renamed = {}
         if absent:
-            return row(f"error: expected {', '.join(absent)}, found {', '.join(found)}")
-        for name in expected:
-            problem = _unreadable(folder / f"{name}.ipynb")
+            if len(expected) == 1 and len(found) == 1:
+                # One notebook expected, one handed in under another name: it is that notebook.
+                renamed = {found[0]: absent[0]}
+            else:
+                return row(f"error: expected {', '.join(absent)}, found {', '.join(found)}")
+        for name in found:
+            problem = _unreadable(folder / name)
             if problem:
-                return row(f"error: {name}.ipynb is not a valid notebook ({problem})")
+                return row(f"error: {name} is not a valid notebook ({problem})")
 
         course = self.work / "courses" / f"{student}--{assignment}"
-        self._set_up_course(course, folder, student, assignment)
+        self._set_up_course(course, folder, student, assignment, renamed)
         try:
             outcome = self._run_worker(course, student, assignment)
         except subprocess.TimeoutExpired:
@@ -141,10 +150,12 @@ class Batch:
         self._publish_feedback(course, student, assignment)
         score = sum(t.points for t in tests)
         result = row(f"error: {'; '.join(problems)}" if problems else "graded", score, tests)
-        result.integrity = integrity
+        result.integrity = integrity + [(student, assignment, "", "", "", f"notebook handed in as {old!r}")
+                                        for old in renamed]
         return result
 
-    def _set_up_course(self, course: Path, folder: Path, student: str, assignment: str) -> None:
+    def _set_up_course(self, course: Path, folder: Path, student: str, assignment: str,
+                       renamed: dict[str, str]) -> None:
         if course.exists():
             shutil.rmtree(course)
         (course / "source" / assignment).mkdir(parents=True)
@@ -156,7 +167,7 @@ class Batch:
         submitted.mkdir(parents=True)
         for item in folder.iterdir():
             if item.is_file() and not item.is_symlink():
-                shutil.copyfile(item, submitted / item.name)
+                shutil.copyfile(item, submitted / renamed.get(item.name, item.name))
 
     def _run_worker(self, course: Path, student: str, assignment: str) -> str | None:
         """Autograde in a subprocess; returns a reason when it did not complete."""
@@ -238,6 +249,16 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
+def _remove_stale_feedback(feedback: Path, tasks: set) -> None:
+    """Feedback of students or assignments no longer in the batch does not linger."""
+    if not feedback.is_dir():
+        return
+    for student_dir in feedback.iterdir():
+        for assignment_dir in (student_dir.iterdir() if student_dir.is_dir() else []):
+            if (student_dir.name, assignment_dir.name) not in tasks:
+                shutil.rmtree(assignment_dir)
+
+
 def _write_csv(path: Path, header, rows) -> None:
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
@@ -254,8 +275,8 @@ class SandboxUnavailable(RuntimeError):
 def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | None = None,
           progress: bool = True) -> list[Row]:
     settings = settings or Settings()
-    if not submissions.is_dir():
-        raise FileNotFoundError(f"submissions folder not found: {submissions}")
+    if not submissions.exists():
+        raise FileNotFoundError(f"submissions not found: {submissions}")
     if settings.sandbox:
         problem = sandbox.check()
         if problem:
@@ -263,13 +284,16 @@ def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | N
                 f"cannot sandbox student code here: {problem}. Fix that, or grade anyway with "
                 "--unsafe-no-sandbox (student code then runs with the grader's rights).")
     out.mkdir(parents=True, exist_ok=True)
+    submissions, skipped = collect.normalize(submissions, out / ".work")
+    for name in skipped:
+        print(f"skipped {name}: not <student>_<notebook>.ipynb for a notebook of this course",
+              file=sys.stderr)
     batch = Batch(submissions, out, settings)
     for slot in range(max(1, jobs)):
         batch.uids.put(61000 + slot)
     batch.prepare()
-    if (out / "feedback").exists():
-        shutil.rmtree(out / "feedback")
     tasks = [(s, a) for s in batch.students() for a in batch.assignments]
+    _remove_stale_feedback(out / "feedback", set(tasks))
     rows: list[Row] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, \
             tqdm(total=len(tasks), desc="grading", unit="notebook", disable=not progress,
@@ -290,10 +314,67 @@ def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | N
     return rows
 
 
-def _safely(batch: Batch, student: str, assignment: str) -> Row:
-    """A failure of the grader on one submission becomes that row's status, never the batch's."""
+GRADER_FILES = sorted(Path(__file__).parent.glob("*.py"))
+
+
+def fingerprint(batch: Batch, student: str, assignment: str) -> str:
+    """What a result depends on: the submission's files, the assignment's sources, the grader's
+    code and settings. Equal fingerprints, equal grades: a rerun reuses the stored result."""
+    digest = hashlib.sha256()
+    settings = batch.settings
+    digest.update(repr((settings.cell_timeout, settings.notebook_timeout, settings.sandbox)).encode())
+    for path in GRADER_FILES + sorted((SOLUTIONS / assignment).glob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    folder = batch.submissions / student / assignment
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.is_symlink():
+                digest.update(b"submission:" + path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stored(batch: Batch, student: str, assignment: str, key: str) -> Row | None:
+    path = batch.work / "results" / f"{student}--{assignment}.json"
     try:
-        return batch.grade_one(student, assignment)
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("fingerprint") != key:
+        return None
+    feedback = batch.out / "feedback" / student / assignment
+    if data.get("feedback") and not all((feedback / name).exists() for name in data["feedback"]):
+        return None
+    row = Row(**{k: data["row"][k] for k in GRADES_HEADER})
+    row.tests = [TestResult(*t) for t in data["tests"]]
+    row.integrity = [tuple(i) for i in data["integrity"]]
+    return row
+
+
+def _store(batch: Batch, row: Row, key: str) -> None:
+    feedback = batch.out / "feedback" / row.student_id / row.assignment_id
+    data = {"fingerprint": key,
+            "row": {k: getattr(row, k) for k in GRADES_HEADER},
+            "tests": [list(astuple(t)) for t in row.tests],
+            "integrity": [list(i) for i in row.integrity],
+            "feedback": sorted(p.name for p in feedback.glob("*.html"))}
+    path = batch.work / "results" / f"{row.student_id}--{row.assignment_id}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)  # a kill between two submissions never leaves half a result
+
+
+def _safely(batch: Batch, student: str, assignment: str) -> Row:
+    """A stored result with the same fingerprint is reused; otherwise the submission is graded.
+    A failure of the grader on one submission becomes that row's status, never the batch's."""
+    try:
+        key = fingerprint(batch, student, assignment)
+        row = _stored(batch, student, assignment, key)
+        if row is None:
+            shutil.rmtree(batch.out / "feedback" / student / assignment, ignore_errors=True)
+            row = batch.grade_one(student, assignment)
+            _store(batch, row, key)
+        return row
     except Exception as exc:
         return Row(student, assignment, 0.0, batch.max_scores.get(assignment, 0.0),
                    f"error: grader failed on this submission ({type(exc).__name__}: "

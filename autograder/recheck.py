@@ -44,7 +44,7 @@ def defined_names(source: str) -> set[str]:
     """Top-level names a cell defines (functions, classes, assigned variables; not imports)."""
     try:
         tree = ast.parse(_strip_magics(source))
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: a NUL character in the source
         return set()
     names = set()
     for node in tree.body:
@@ -60,7 +60,7 @@ def defined_names(source: str) -> set[str]:
 def used_names(source: str) -> set[str]:
     try:
         tree = ast.parse(_strip_magics(source))
-    except SyntaxError:
+    except (SyntaxError, ValueError):
         return set()
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 

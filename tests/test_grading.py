@@ -71,11 +71,11 @@ def test_broken_submissions_are_reported_in_their_rows(graded):
     first, others = assignments()[0], assignments()[1:]
     assert rows["corrupt", first]["status"].startswith("error: ")
     assert "not a valid notebook" in rows["corrupt", first]["status"]
-    assert rows["renamed", first]["status"].startswith("error: expected ")
+    assert rows["renamed", first]["status"] == "graded"  # the one notebook, under another name
     for a in others:
         assert rows["corrupt", a]["status"] == "missing"
         assert rows["renamed", a]["status"] == "missing"
-    for key in [("corrupt", first), ("renamed", first)]:
+    for key in [("corrupt", first), ("renamed", first)]:  # renamed: the untouched notebook
         assert float(rows[key]["score"]) == 0.0
 
 
@@ -97,10 +97,21 @@ def test_feedback_is_written_and_shows_no_hidden_tests(graded):
     out, _, _ = graded
     files = sorted((out / "feedback").rglob("*.html"))
     assert {p.relative_to(out / "feedback").parts[:2] for p in files} == {
-        (s, a) for s in ("reference", "untouched") for a in assignments()}
+        (s, a) for s in ("reference", "untouched") for a in assignments()} | {("renamed", assignments()[0])}
     for path in files:
         assignment = path.parent.name
         hidden = secrets_of(SOLUTIONS / assignment, HIDDEN_TESTS_ONLY)
         assert hidden, f"{assignment} has no hidden tests"
         leaks = find_leaks(path.read_text(), hidden, markers=("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"))
         assert not leaks, f"{path} shows hidden tests: {leaks[:3]}"
+
+
+def test_in_kernel_and_trusted_results_agree_on_honest_submissions(graded):
+    """Every test cell works under the trusted re-check: for the reference solutions and the
+    untouched notebooks, nbgrader's in-kernel verdict and the re-check's are the same."""
+    out, _, _ = graded
+    with open(out / "integrity.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    disagreements = [r for r in rows if r["student_id"] in ("reference", "untouched") and r["test_id"]]
+    assert not disagreements, disagreements
+    assert [r["note"] for r in rows if r["student_id"] == "renamed"] == ["notebook handed in as 'my copy.ipynb'"]
