@@ -126,7 +126,9 @@ def __tnn_install(rpc_dir):
             if op == "call":
                 args = decode(request["args"], arrays, objects)
                 kwargs = decode(request["kwargs"], arrays, objects)
-                result = obj(*args, **kwargs)
+                # The test's floating-point error policy (np.errstate) applies to the call.
+                with numpy.errstate(**request.get("errstate", {})):
+                    result = obj(*args, **kwargs)
             elif op == "getattr":
                 result = getattr(obj, request["name"])
             elif op == "getitem":

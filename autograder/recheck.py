@@ -36,6 +36,11 @@ class StudentCodeError(Exception):
     """The student's code raised, timed out, or its kernel is gone."""
 
 
+PASSED_THROUGH = {cls.__name__: cls for cls in (
+    AttributeError, FloatingPointError, ValueError, TypeError, ZeroDivisionError, IndexError,
+    KeyError, RuntimeError, NotImplementedError, OverflowError)}
+
+
 def _strip_magics(source: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
@@ -159,8 +164,10 @@ class Bridge:
         if not response["ok"]:
             kind = str(response.get("error_type", "Error"))
             text = f"{kind}: {response.get('error', '')}"
-            if kind == "AttributeError":
-                raise AttributeError(text)
+            if kind in PASSED_THROUGH:
+                # A test may expect one of these (np.errstate raising FloatingPointError, a
+                # ValueError for bad input); raising it can only cost the student points.
+                raise PASSED_THROUGH[kind](text)
             raise StudentCodeError(text)
         return self._decode(response.get("value"), arrays)
 
@@ -292,7 +299,8 @@ class RemoteObject:
         object.__setattr__(self, "_target", target)
 
     def __call__(self, *args, **kwargs):
-        return self._bridge.request(self._target, "call", args=list(args), kwargs=dict(kwargs))
+        return self._bridge.request(self._target, "call", args=list(args), kwargs=dict(kwargs),
+                                    errstate=dict(np.geterr()))
 
     def __getattr__(self, name):
         if name.startswith("__"):

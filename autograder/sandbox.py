@@ -96,6 +96,10 @@ def kernel_env(home: str = "/tmp") -> dict[str, str]:
         "PYTHONNOUSERSITE": "1",
         "NNKIT_CACHE": "/tmp/nnkit-cache",
         "NNKIT_DEVICE": "cpu",
+        # One thread per kernel: parallel jobs share the cores, and oversubscribed BLAS and
+        # torch threads made training ten times slower on a busy 2-core machine.
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
     }
 
 

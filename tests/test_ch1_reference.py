@@ -1,0 +1,153 @@
+"""The chapter 1 reference solutions against PyTorch autograd (the independent oracle).
+
+Inputs are float64 and include exact zeros, so the subgradient convention at the kinks
+(negative-side slope, as PyTorch) is checked too.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SHAPES = [(1,), (7,), (4, 5), (3, 2, 6)]
+RTOL, ATOL = 1e-12, 1e-14
+
+
+@pytest.fixture(scope="module")
+def ref(reference):
+    return reference("ch1_activations")
+
+
+def _inputs(shape, seed, scale=3.0, zeros=0.2):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape) * scale
+    x[rng.random(shape) < zeros] = 0.0
+    return x, rng.normal(size=shape)
+
+
+def _torch_grad(fn, x, dout):
+    xt = torch.tensor(x, requires_grad=True)
+    yt = fn(xt)
+    yt.backward(torch.tensor(dout))
+    return yt.detach().numpy(), xt.grad.numpy()
+
+
+CASES = {  # id: (layer, keyword arguments, the same function in PyTorch)
+    "sigmoid": ("sigmoid", {}, torch.sigmoid),
+    "tanh": ("tanh", {}, torch.tanh),
+    "relu": ("relu", {}, F.relu),
+    "leaky_relu_default": ("leaky_relu", {}, F.leaky_relu),
+    "leaky_relu_0.3": ("leaky_relu", {"alpha": 0.3}, lambda t: F.leaky_relu(t, negative_slope=0.3)),
+    "elu_default": ("elu", {}, F.elu),
+    "elu_0.4": ("elu", {"alpha": 0.4}, lambda t: F.elu(t, alpha=0.4)),
+    "elu_2.5": ("elu", {"alpha": 2.5}, lambda t: F.elu(t, alpha=2.5)),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("name", list(CASES))
+def test_elementwise_matches_torch(ref, name, shape):
+    layer, kwargs, torch_fn = CASES[name]
+    x, dout = _inputs(shape, seed=len(name) * 100 + len(shape))
+    want_out, want_dx = _torch_grad(torch_fn, x, dout)
+    out, cache = ref[f"{layer}_forward"](x, **kwargs)
+    assert out.dtype == np.float64 and out.shape == x.shape
+    np.testing.assert_allclose(out, want_out, rtol=RTOL, atol=ATOL)
+    dx = ref[f"{layer}_backward"](dout, cache)
+    assert dx.dtype == np.float64 and dx.shape == x.shape
+    np.testing.assert_allclose(dx, want_dx, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("n, d", [(1, 1), (5, 3), (32, 17)])
+def test_prelu_matches_torch(ref, n, d):
+    x, dout = _inputs((n, d), seed=n * d)
+    alpha = np.random.default_rng(n + d).uniform(-0.5, 1.5, size=d)
+    xt = torch.tensor(x, requires_grad=True)
+    at = torch.tensor(alpha, requires_grad=True)
+    yt = F.prelu(xt, at)  # weight indexed along dim 1, the feature axis of an (N, D) input
+    yt.backward(torch.tensor(dout))
+    out, cache = ref["prelu_forward"](x, alpha)
+    np.testing.assert_allclose(out, yt.detach().numpy(), rtol=RTOL, atol=ATOL)
+    dx, dalpha = ref["prelu_backward"](dout, cache)
+    assert dx.shape == (n, d) and dalpha.shape == (d,)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(dalpha, at.grad.numpy(), rtol=1e-11, atol=ATOL)
+
+
+@pytest.mark.parametrize("n, d, h", [(1, 1, 1), (4, 3, 5), (25, 10, 8)])
+def test_maxout_matches_torch(ref, n, d, h):
+    rng = np.random.default_rng(1000 + n)
+    arrays = {"x": rng.normal(size=(n, d)), "w1": rng.normal(size=(d, h)), "b1": rng.normal(size=h),
+              "w2": rng.normal(size=(d, h)), "b2": rng.normal(size=h)}
+    dout = rng.normal(size=(n, h))
+    ts = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()}
+    yt = torch.maximum(ts["x"] @ ts["w1"] + ts["b1"], ts["x"] @ ts["w2"] + ts["b2"])
+    yt.backward(torch.tensor(dout))
+    out, cache = ref["maxout_forward"](**arrays)
+    np.testing.assert_allclose(out, yt.detach().numpy(), rtol=RTOL, atol=ATOL)
+    grads = ref["maxout_backward"](dout, cache)
+    assert len(grads) == 5
+    for name, got in zip(["x", "w1", "b1", "w2", "b2"], grads):
+        assert got.shape == arrays[name].shape, name
+        np.testing.assert_allclose(got, ts[name].grad.numpy(), rtol=1e-11, atol=ATOL, err_msg=f"d{name}")
+
+
+def test_maxout_reduces_to_relu(ref):
+    # Maxout with a zero second piece is ReLU(x W1 + b1), gradients included.
+    rng = np.random.default_rng(7)
+    x, w1, b1 = rng.normal(size=(6, 4)), rng.normal(size=(4, 3)), rng.normal(size=3)
+    out, _ = ref["maxout_forward"](x, w1, b1, np.zeros((4, 3)), np.zeros(3))
+    np.testing.assert_allclose(out, np.maximum(x @ w1 + b1, 0.0), rtol=RTOL, atol=ATOL)
+
+
+def test_sigmoid_stable_at_extremes(ref):
+    x = np.array([-1000.0, -745.0, -50.0, 0.0, 50.0, 745.0, 1000.0])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        out, cache = ref["sigmoid_forward"](x)
+        dx = ref["sigmoid_backward"](np.ones_like(x), cache)
+    np.testing.assert_allclose(out, torch.sigmoid(torch.tensor(x)).numpy(), rtol=1e-12, atol=1e-300)
+    assert np.all(np.isfinite(dx)) and dx[0] == 0.0 and dx[-1] == 0.0
+
+
+def test_elu_no_overflow(ref):
+    with np.errstate(over="raise", invalid="raise"):
+        out, _ = ref["elu_forward"](np.array([-1000.0, 0.0, 1000.0]), alpha=1.5)
+    np.testing.assert_allclose(out, [-1.5, 0.0, 1000.0])
+
+
+@pytest.mark.parametrize("name", ["sigmoid_forward", "tanh_forward", "relu_forward",
+                                  "leaky_relu_forward", "elu_forward"])
+def test_float32_kept(ref, name):
+    x = np.linspace(-3, 3, 13, dtype=np.float32)
+    out, _ = ref[name](x)
+    assert out.dtype == np.float32
+
+
+def test_dead_unit_fraction(ref):
+    f = ref["dead_unit_fraction"]
+    assert f(np.zeros((4, 5))) == 1.0
+    assert f(np.ones((4, 5))) == 0.0
+    assert f(np.array([[0.0, 1.0, -0.5, 0.0], [0.0, 0.0, 0.0, 0.0]])) == 0.5
+    assert isinstance(f(np.ones((2, 2))), float)
+
+
+def test_monitor_records_and_removes(ref):
+    torch.manual_seed(0)
+    lin = nn.Linear(3, 4)
+    with torch.no_grad():
+        lin.weight[:2] = 0.0
+        lin.bias[:2] = -1.0   # units 0 and 1 always dead
+        lin.weight[2:] = 0.0
+        lin.bias[2:] = 1.0    # units 2 and 3 always alive
+    model = nn.Sequential(lin, nn.ReLU(), nn.Linear(4, 2))
+    monitor = ref["DeadUnitMonitor"](model)
+    with torch.no_grad():
+        model(torch.randn(5, 3))
+        model(torch.randn(2, 3))
+    assert monitor.history() == {"1": [0.5, 0.5]}
+    monitor.remove()
+    with torch.no_grad():
+        model(torch.randn(5, 3))
+    assert monitor.history() == {"1": [0.5, 0.5]}
+    assert not any(m._forward_hooks for m in model.modules())
