@@ -83,6 +83,7 @@ class Batch:
         # A student's feedback may show their own code, never the hidden tests.
         self.hidden = {a: secrets_of(SOLUTIONS / a, HIDDEN_TESTS_ONLY) for a in self.assignments}
         self.uids: queue.Queue = queue.Queue()  # free sandbox uids, one per job slot
+        self.notes: dict[tuple[str, str], list[str]] = {}
 
     # -- set-up --------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -150,8 +151,8 @@ class Batch:
         self._publish_feedback(course, student, assignment)
         score = sum(t.points for t in tests)
         result = row(f"error: {'; '.join(problems)}" if problems else "graded", score, tests)
-        result.integrity = integrity + [(student, assignment, "", "", "", f"notebook handed in as {old!r}")
-                                        for old in renamed]
+        notes = [f"notebook handed in as {old!r}" for old in renamed] + self.notes.get((student, assignment), [])
+        result.integrity = integrity + [(student, assignment, "", "", "", note) for note in notes]
         return result
 
     def _set_up_course(self, course: Path, folder: Path, student: str, assignment: str,
@@ -193,11 +194,16 @@ class Batch:
             tail = (stderr or "").strip().splitlines()[-1:] or ["no output"]
             return f"the grader stopped unexpectedly ({tail[0][:200]})"
         result = json.loads(report.read_text())
+        self.notes[(student, assignment)] = []
         for step, outcome in result.items():
-            if not outcome["success"]:
-                lines = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()
-                last = next((l for l in reversed(lines) if l.strip()), "unknown error")
-                return f"nbgrader {step} failed ({last.strip()[:200]})"
+            if outcome["success"]:
+                continue
+            reason = _last_error(outcome)
+            if step == "autograde" and result.get("recheck", {}).get("success"):
+                # The re-check graded the notebook; the instructor still hears why nbgrader stopped.
+                self.notes[(student, assignment)].append(f"nbgrader's in-kernel run stopped: {reason}")
+                continue
+            return f"{'nbgrader ' if step != 'recheck' else ''}{step} failed ({reason})"
         return None
 
     def _read_grades(self, course: Path, student: str, assignment: str):
@@ -238,6 +244,16 @@ class Batch:
             target = self.out / "feedback" / student / assignment / html.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(html, target)
+
+
+def _last_error(outcome: dict) -> str:
+    """The line of an nbgrader log that says what went wrong."""
+    lines = [l.strip() for l in (outcome.get("log", "") + "\n" + (outcome.get("error") or "")).splitlines()]
+    for marker in ("CellTimeoutError", "DeadKernelError", "Error:", "ERROR"):
+        found = [l for l in lines if marker in l and "Please see the" not in l]
+        if found:
+            return found[-1][:200]
+    return next((l for l in reversed(lines) if l), "unknown error")[:200]
 
 
 def _unreadable(path: Path) -> str | None:

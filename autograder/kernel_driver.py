@@ -127,7 +127,8 @@ def __tnn_install(rpc_dir):
                 args = decode(request["args"], arrays, objects)
                 kwargs = decode(request["kwargs"], arrays, objects)
                 # The test's floating-point error policy (np.errstate) applies to the call.
-                with numpy.errstate(**request.get("errstate", {})):
+                errstate = decode(request["errstate"], arrays, objects) if "errstate" in request else {}
+                with numpy.errstate(**errstate):
                     result = obj(*args, **kwargs)
             elif op == "getattr":
                 result = getattr(obj, request["name"])

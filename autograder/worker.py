@@ -77,13 +77,17 @@ def main(argv=None) -> int:
         _give_to(submitted, args.uid)
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
     result = {"autograde": api.autograde(assignment, student, force=True, create=True)}
-    if result["autograde"]["success"]:
+    # nbgrader gives up on a whole notebook when one cell times out or the kernel dies; its
+    # sanitized copy (test cells restored from the gradebook) is still written, and the
+    # re-check, which survives both, grades it.
+    sanitized = root / "autograded" / student / assignment
+    if result["autograde"]["success"] or any(sanitized.glob("*.ipynb")):
         try:
             result["recheck"] = {"success": True, **trusted_recheck(root, assignment, student, config,
                                                                       runtime, args, sandboxed)}
         except Exception as exc:
             result["recheck"] = {"success": False, "error": f"{type(exc).__name__}: {exc}"}
-    if all(r["success"] for r in result.values()):
+    if result.get("recheck", {}).get("success"):
         result["feedback"] = api.generate_feedback(assignment, student, force=True)
     shutil.rmtree(runtime, ignore_errors=True)
     (root / "worker.json").write_text(json.dumps(result))
@@ -119,7 +123,8 @@ def trusted_recheck(root, assignment, student, config, runtime, args, sandboxed)
         submission = gb.find_submission(assignment, student)
         for nb in submission.notebooks:
             for grade in nb.grades:
-                in_kernel[grade.name] = float(grade.score or 0.0)
+                if grade.auto_score is not None:  # None: nbgrader's own run never got there
+                    in_kernel[grade.name] = float(grade.score or 0.0)
                 if grade.name in tests:
                     grade.auto_score = float(grade.max_score) if tests[grade.name] is None else 0.0
                     grade.manual_score = None

@@ -65,14 +65,16 @@ def notebook_times() -> list[tuple[str, float]]:
 
 
 def grading_times() -> list[tuple[str, float]]:
+    """Per notebook: bare nbgrader autograde vs `python -m autograder grade` (sandbox, trusted
+    re-check, feedback); then a batch of 4 submissions with --jobs 1 and --jobs 2."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for a in assignments():
-            subs = tmp / f"subs-{a}" / "reference" / a
-            subs.mkdir(parents=True)
-            shutil.copyfile(SOLUTIONS / a / f"{a}.ipynb", subs / f"{a}.ipynb")
-            ours = timed([sys.executable, "-m", "autograder", "grade", str(subs.parent.parent),
+            subs = tmp / f"subs-{a}"
+            (subs / "reference" / a).mkdir(parents=True)
+            shutil.copyfile(SOLUTIONS / a / f"{a}.ipynb", subs / "reference" / a / f"{a}.ipynb")
+            ours = timed([sys.executable, "-m", "autograder", "grade", str(subs),
                           "--out", str(tmp / f"out-{a}"), "--jobs", "1", "--quiet"])
             # Bare nbgrader on the same notebook: generate_assignment (untimed), then autograde.
             course = tmp / f"bare-{a}"
@@ -82,8 +84,17 @@ def grading_times() -> list[tuple[str, float]]:
             shutil.copytree(SOLUTIONS / a, course / "submitted" / "reference" / a)
             bare = timed([str(BIN / "nbgrader"), "autograde", a, "--Autograde.create_student=True",
                           "--Execute.timeout=120"], cwd=course)
-            rows += [(f"grade {a}: python -m autograder grade (1 notebook)", ours),
-                     (f"grade {a}: bare nbgrader autograde", bare)]
+            rows += [(f"grade {a}: bare nbgrader autograde, 1 notebook", bare),
+                     (f"grade {a}: python -m autograder grade, 1 notebook", ours)]
+        first = assignments()[0]
+        batch = tmp / "batch"
+        for student in ("s1", "s2", "s3", "s4"):
+            (batch / student / first).mkdir(parents=True)
+            shutil.copyfile(SOLUTIONS / first / f"{first}.ipynb", batch / student / first / f"{first}.ipynb")
+        for jobs in (1, 2):
+            seconds = timed([sys.executable, "-m", "autograder", "grade", str(batch), "--out",
+                             str(tmp / f"batch-out-{jobs}"), "--jobs", str(jobs), "--quiet"])
+            rows.append((f"grade 4 submissions of {first} (plus 'missing' rows), --jobs {jobs}", seconds))
     return rows
 
 

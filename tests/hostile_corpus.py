@@ -446,8 +446,8 @@ def run_corpus(root: Path, repo: Path, jobs: int = 2):
     write_submissions(submissions, cases, source_notebook(), untouched)
     try:
         proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submissions), "--out",
-                               str(ctx["out"]), "--jobs", str(jobs), "--cell-timeout", "10",
-                               "--notebook-timeout", "90", "--quiet"],
+                               str(ctx["out"]), "--jobs", str(jobs), "--cell-timeout", "20",
+                               "--notebook-timeout", "240", "--quiet"],
                               cwd=repo, env=env, capture_output=True, text=True, timeout=3600)
     finally:
         stop.set()
