@@ -143,6 +143,9 @@ class _Sandboxed(LoggingConfigurable):
         self.transport = "ipc"
         self.ip = str(runtime / "k")
         self.connection_file = str(runtime / "kernel.json")
+        # A signal to the launched process would reach bwrap, not the kernel inside: ask the
+        # kernel to interrupt itself with a control message instead.
+        self.kernel_spec.interrupt_mode = "message"
 
     def write_connection_file(self, **kwargs):
         super().write_connection_file(**kwargs)

@@ -112,7 +112,9 @@ def trusted_recheck(root, assignment, student, config, runtime, args, sandboxed)
             def factory():
                 return SandboxedBlockingKernelManager(kernel_name="python3", config=config,
                                                       runtime_dir=str(runtime / f"recheck-{name}"),
-                                                      sandbox_uid=args.uid)
+                                                      # a uid apart from nbgrader's run: what
+                                                      # that run left behind cannot starve it
+                                                      sandbox_uid=args.uid + 1000)
         else:
             def factory():
                 return KernelManager(kernel_name="python3")
