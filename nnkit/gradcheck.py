@@ -27,18 +27,22 @@ def numerical_grad(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
     if x.dtype != np.float64:
         raise TypeError("numerical_grad needs a float64 array: float32 loses the digits the check relies on")
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        i = it.multi_index
-        old = x[i]
+    for i in np.ndindex(x.shape):
+        grad[i] = _centered_difference(f, x, i, h)
+    return grad
+
+
+def _centered_difference(f, x: np.ndarray, i: tuple, h: float) -> float:
+    """(f(x + h e_i) - f(x - h e_i)) / 2h, with x[i] restored afterwards."""
+    old = x[i]
+    try:
         x[i] = old + h
         plus = float(f(x))
         x[i] = old - h
         minus = float(f(x))
+    finally:
         x[i] = old
-        grad[i] = (plus - minus) / (2 * h)
-        it.iternext()
-    return grad
+    return (plus - minus) / (2 * h)
 
 
 def numerical_grad_array(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-5) -> np.ndarray:
@@ -61,12 +65,6 @@ def grad_check(f, x: np.ndarray, analytic: np.ndarray, *, n_checks: int | None =
     worst = 0.0
     for _ in range(n_checks):
         i = tuple(int(rng.integers(n)) for n in x.shape)
-        old = x[i]
-        x[i] = old + h
-        plus = float(f(x))
-        x[i] = old - h
-        minus = float(f(x))
-        x[i] = old
-        num = (plus - minus) / (2 * h)
+        num = _centered_difference(f, x, i, h)
         worst = max(worst, rel_error(np.array(analytic[i]), np.array(num)))
     return worst
