@@ -45,9 +45,9 @@ def test_exploits_that_fool_nbgrader_in_the_kernel_are_reported(corpus):
     takes the points away and lists the submission for the instructor."""
     _, _, _, integrity = corpus
     fooled = {r["student_id"] for r in integrity if r["test_id"] and float(r["in_kernel_points"]) > 0}
-    # (nbgrader itself already records an error when showtraceback is silenced.)
-    for name in ("patch_allclose", "strip_asserts_transformer", "patch_checks", "set_custom_exc",
-                 "detects_grading"):
+    # (Silencing showtraceback or set_custom_exc does not always fool nbgrader itself: it can
+    # record the error from the execute reply. Those cases score 0 either way.)
+    for name in ("patch_allclose", "strip_asserts_transformer", "patch_checks", "detects_grading"):
         assert name.replace("_", "-") in fooled, f"{name} is not in the integrity report"
     assert all(float(r["trusted_points"]) == 0 for r in integrity if r["test_id"] and
                r["student_id"] not in ("honest",))

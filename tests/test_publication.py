@@ -25,6 +25,23 @@ def test_every_assignment_has_private_text_to_protect():
         assert len(secrets_of(SOLUTIONS / a)) >= 10, f"{a}: too few solution/hidden lines found"
 
 
+@pytest.mark.parametrize("assignment", assignments())
+def test_the_scan_finds_private_text_in_rendered_html(assignment):
+    """The scanner sees through syntax highlighting: a source notebook rendered to HTML the way
+    the book and the feedback are rendered is caught, solutions and hidden tests alike."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from autograder.leaks import HIDDEN_TESTS_ONLY
+
+    nb = nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
+    for cell in nb.cells:  # drop the markers: the body alone must be enough to be caught
+        cell.source = "\n".join(l for l in cell.source.splitlines() if "BEGIN " not in l and "END " not in l)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert len(find_leaks(html, secrets_of(SOLUTIONS / assignment), markers=())) >= 10
+    assert find_leaks(html, secrets_of(SOLUTIONS / assignment, HIDDEN_TESTS_ONLY), markers=())
+
+
 def test_student_notebooks_hold_no_solution_or_hidden_test(released):
     secrets = all_secrets()
     notebooks = sorted(released.rglob("*.ipynb"))
