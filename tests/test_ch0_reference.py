@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from conftest import is_test_cell, solution_notebook
 from nnkit.gradcheck import numerical_grad, rel_error
-from nnkit.testing import check_array, check_grad, check_scalar
+from nnkit.testing import check_array, check_scalar
 
 ASSIGNMENT = "ch0_building_blocks"
 TIGHT = dict(rtol=1e-10, atol=1e-12)

@@ -70,6 +70,9 @@ def test_book_has_every_chapter_and_exercise_page(book_pages):
     for a in assignments():
         assert f"exercises/{a}.html" in built
         assert any(name.startswith(f"chapters/{a}/") and name.endswith(".html") for name in built), a
+        # The exercise page offers the student notebook for download.
+        assert f"_sources/exercises/{a}.ipynb" in built
+        assert f'href="../_sources/exercises/{a}.ipynb"' in (BUILD / "exercises" / f"{a}.html").read_text()
 
 
 def test_book_pages_hold_no_solution_or_hidden_test(book_pages):
