@@ -34,8 +34,12 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "release":
-        from .release import release
-        written = release(args.out, args.book)
+        from .release import ReleaseError, release
+        try:
+            written = release(args.out, args.book)
+        except ReleaseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         for path in written:
             print(path.relative_to(args.out) if path.is_relative_to(args.out) else path)
         print(f"{sum(p.suffix == '.ipynb' for p in written)} student notebook(s) and the nnkit wheel in {args.out}; book copies in {args.book}")

@@ -14,6 +14,8 @@ SOLUTIONS = Path(os.environ.get("COURSE_SOLUTIONS", ROOT / "solutions")).resolve
 # nbgrader stores ids in paths and in its database: keep them to a safe alphabet.
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
+COURSE_ID = "training-neural-networks"
+
 # Python warnings on stderr would zero a correct test cell (nbgrader treats any stderr output
 # in a test cell as a failure); they are dropped before grading.
 HARMLESS_STDERR = r"\b\w*Warning: "
@@ -30,13 +32,23 @@ def notebooks(assignment: str) -> list[str]:
     return sorted(p.stem for p in (SOLUTIONS / assignment).glob("*.ipynb"))
 
 
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_test_cell(cell) -> bool:
+    """A graded test cell: nbgrader's ``grade`` without ``solution`` (an autograded code cell)."""
+    meta = nbgrader_meta(cell)
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
 def nbgrader_config(course_root: Path, source_directory: Path, *, cell_timeout: int = 60) -> Config:
     """nbgrader settings for one course folder, set against its known pitfalls."""
     c = Config()
     c.CourseDirectory.root = str(course_root)
     c.CourseDirectory.source_directory = str(source_directory)
     c.CourseDirectory.db_url = f"sqlite:///{course_root / 'gradebook.db'}"
-    c.CourseDirectory.course_id = "training-neural-networks"
+    c.CourseDirectory.course_id = COURSE_ID
     # Student stubs are the same in every exercise.
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

@@ -3,7 +3,8 @@
 A broken submission (corrupt JSON, wrong file name, a kernel that dies or hangs) is reported
 in its own row; the rest of the class is still graded. The batch is written to
 ``OUT/grades.csv`` (one row per student and assignment), ``OUT/tests.csv`` (one row per test
-cell) and ``OUT/feedback/<student>/<assignment>/<notebook>.html``.
+cell), ``OUT/integrity.csv`` (where nbgrader's in-kernel verdict and the trusted re-check
+disagree, and other notes) and ``OUT/feedback/<student>/<assignment>/<notebook>.html``.
 """
 
 import csv
@@ -24,7 +25,7 @@ from nbgrader.api import Gradebook
 from tqdm import tqdm
 
 from . import collect, sandbox
-from .course import ROOT, SAFE_ID, SOLUTIONS, assignments, notebooks
+from .course import COURSE_ID, ROOT, SAFE_ID, SOLUTIONS, assignments, notebooks
 from .leaks import HIDDEN_TESTS_ONLY, find_leaks, secrets_of
 from .release import generate
 
@@ -95,7 +96,7 @@ class Batch:
         template = self.work / "template"
         generate(template, self.assignments)
         with Gradebook(f"sqlite:///{template / 'gradebook.db'}",
-                       "training-neural-networks") as gb:
+                       COURSE_ID) as gb:
             for a in self.assignments:
                 assignment = gb.find_assignment(a)
                 self.max_scores[a] = float(assignment.max_score)
@@ -211,7 +212,7 @@ class Batch:
         Where nbgrader's in-kernel run said otherwise, the test goes to the integrity report."""
         trusted = json.loads((course / "trusted.json").read_text())
         tests, integrity, stopped = [], [], []
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "training-neural-networks") as gb:
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
             submission = gb.find_submission(assignment, student)
             for nb in submission.notebooks:
                 for grade in nb.grades:

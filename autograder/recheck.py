@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .course import is_test_cell, nbgrader_meta
+
 DRIVER = (Path(__file__).parent / "kernel_driver.py").read_text()
 MAX_MESSAGE_BYTES = 64 * 1024**2
 
@@ -68,15 +70,6 @@ def used_names(source: str) -> set[str]:
     except (SyntaxError, ValueError):
         return set()
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_test(cell) -> bool:
-    meta = nbgrader_meta(cell)
-    return bool(meta.get("grade")) and not meta.get("solution")
 
 
 def exercise_api(source_notebook) -> set[str]:
@@ -360,7 +353,7 @@ def recheck(notebook, api: set[str], scratch: Path, km_factory, *, cell_timeout:
             if cell.cell_type != "code":
                 continue
             meta = nbgrader_meta(cell)
-            if is_test(cell):
+            if is_test_cell(cell):
                 results[meta["grade_id"]] = (
                     _run_local(cell.source, namespace) if not bridge.dead else
                     f"not run: {bridge.dead}")

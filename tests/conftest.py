@@ -6,17 +6,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.course import is_test_cell
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 
 
 def solution_notebook(assignment: str) -> Path:
     return SOLUTIONS / assignment / f"{assignment}.ipynb"
-
-
-def is_test_cell(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution")
 
 
 @functools.lru_cache(maxsize=None)

@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import is_test_cell, solution_notebook
+from autograder.course import is_test_cell
+from conftest import solution_notebook
 from nnkit.gradcheck import numerical_grad, rel_error
 from nnkit.testing import check_array, check_scalar
 
