@@ -96,7 +96,10 @@ class Bridge:
         """Run code in the kernel; returns an error summary or None."""
         if self.dead:
             raise StudentCodeError(self.dead)
-        msg_id = self.kc.execute(code, store_history=False, allow_stdin=False)
+        # stop_on_error=False: each cell is judged on its own. With ipykernel's default, the
+        # kernel answers an erroring cell first and only then starts aborting queued requests,
+        # so the next request could be aborted or not depending on timing.
+        msg_id = self.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             self._serve_callbacks()
@@ -116,6 +119,8 @@ class Bridge:
             content = reply["content"]
             if content.get("status") == "error":
                 return f"{content.get('ename')}: {content.get('evalue')}"
+            if content.get("status") != "ok":
+                return f"the kernel did not run the code (status {content.get('status')!r})"
             return None
 
     def _interrupt(self):

@@ -1,6 +1,8 @@
 """Hostile submissions, graded through the real `python -m autograder grade`: each gets the
 score it deserves and a status reason where it failed, and the rest of the batch is graded."""
 
+import csv
+
 import pytest
 
 from autograder import sandbox
@@ -25,12 +27,15 @@ def test_corpus_is_large_enough():
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_each_submission_gets_the_score_it_deserves(corpus, case):
-    rows, _, _, _ = corpus
+    rows, _, out, _ = corpus
     row = rows[case.student]
+    # Each test's points and reason, so that a failure here says which test went wrong and why.
+    with open(out / "tests.csv", newline="") as f:
+        per_test = [r for r in csv.DictReader(f) if r["student_id"] == case.student]
     assert row["assignment_id"] == ASSIGNMENT
     assert float(row["max_score"]) == FULL
-    assert float(row["score"]) == case.score, f"{case.what}: {row}"
-    assert row["status"].startswith(case.status), f"{case.what}: {row}"
+    assert float(row["score"]) == case.score, f"{case.what}: {row}; tests: {per_test}"
+    assert row["status"].startswith(case.status), f"{case.what}: {row}; tests: {per_test}"
     if case.status == "error":
         assert len(row["status"]) > len("error: "), "an error row says why"
 
