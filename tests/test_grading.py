@@ -106,6 +106,20 @@ def test_feedback_is_written_and_shows_no_hidden_tests(graded):
         assert not leaks, f"{path} shows hidden tests: {leaks[:3]}"
 
 
+def test_feedback_on_an_unsolved_notebook_shows_no_solution_code(graded):
+    """The reference student's feedback shows their own (reference) code; a student who solved
+    nothing must not find the instructor's solutions, nor hidden tests, in theirs."""
+    out, _, _ = graded
+    files = sorted((out / "feedback" / "untouched").rglob("*.html")) + \
+        sorted((out / "feedback" / "renamed").rglob("*.html"))
+    assert len(files) == len(assignments()) + 1
+    for path in files:
+        secrets = secrets_of(SOLUTIONS / path.parent.name)
+        assert secrets
+        leaks = find_leaks(path.read_text(), secrets)
+        assert not leaks, f"{path} shows solution or hidden-test text: {leaks[:3]}"
+
+
 def test_in_kernel_and_trusted_results_agree_on_honest_submissions(graded):
     """Every test cell works under the trusted re-check: for the reference solutions and the
     untouched notebooks, nbgrader's in-kernel verdict and the re-check's are the same."""
