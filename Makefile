@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Re-installs only when the pinned requirements or the package metadata change.
 STAMP := $(VENV)/.installed
-SOURCES := $(wildcard solutions/*/*.ipynb)
+SOURCES := $(wildcard solutions/*/*.py solutions/*.toml)
 PAGES := $(wildcard chapters/*/*.md) intro.md _config.yml _toc.yml
 
-.PHONY: book test release strip bench clean
+.PHONY: book test release bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@# The grader runs student code in a bubblewrap sandbox (bwrap, setpriv and prlimit).
@@ -21,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # Student notebooks: release/ (handed out) and exercises/ (shown in the book).
-release/.stamp: $(STAMP) $(SOURCES) $(wildcard autograder/*.py)
+release/.stamp: $(STAMP) $(SOURCES) $(wildcard autograder/*.py nnkit/*.py)
 	$(BIN)/python -m autograder release --out release --book exercises
 	touch $@
 
@@ -32,10 +32,6 @@ book: release/.stamp $(PAGES)
 
 test: book
 	$(BIN)/python -m pytest
-
-# Clear outputs and execution counts from the exercise sources before committing.
-strip: $(STAMP)
-	$(BIN)/nbstripout --keep-id $(SOURCES)
 
 bench: book
 	$(BIN)/python benchmarks/pipeline.py

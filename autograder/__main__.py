@@ -36,10 +36,12 @@ def main(argv=None) -> int:
     if args.command == "release":
         from .release import ReleaseError, release
         try:
-            written = release(args.out, args.book)
+            written, reveals = release(args.out, args.book)
         except ReleaseError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        for reveal in reveals:
+            print(f"deliberate reveal: {reveal}")
         for path in written:
             print(path.relative_to(args.out) if path.is_relative_to(args.out) else path)
         print(f"{sum(p.suffix == '.ipynb' for p in written)} student notebook(s) and the nnkit wheel in {args.out}; book copies in {args.book}")
@@ -47,6 +49,7 @@ def main(argv=None) -> int:
 
     from .collect import SubmissionsError
     from .grade import SandboxUnavailable, Settings, grade
+    from .result import Status
     if args.unsafe_no_sandbox:
         print("WARNING: --unsafe-no-sandbox: student code runs unsandboxed, with this user's rights, "
               "network and files.", file=sys.stderr)
@@ -57,9 +60,9 @@ def main(argv=None) -> int:
     except (SandboxUnavailable, SubmissionsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    graded = sum(r.status == "graded" for r in rows)
-    print(f"{len(rows)} row(s): {graded} graded, {sum(r.status == 'missing' for r in rows)} missing, "
-          f"{sum(r.status.startswith('error') for r in rows)} with errors -> {args.out / 'grades.csv'}")
+    count = {status: sum(r.status is status for r in rows) for status in Status}
+    print(f"{len(rows)} row(s): {count[Status.GRADED]} graded, {count[Status.MISSING]} missing, "
+          f"{count[Status.ERROR]} with errors -> {args.out / 'grades.csv'}")
     return 0
 
 

@@ -7,7 +7,6 @@ test cell to its final line (``AssertionError: <message>``), which is where the 
 checks put their explanation.
 """
 
-import json
 import re
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
-from .course import is_test_cell
-from .leaks import _REGIONS
+from .course import BEGIN_HIDDEN_TESTS, END_HIDDEN_TESTS, is_test_cell
+from .result import Outcome, SubmissionResult
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 HIDDEN_NOTE = "# (hidden tests run here; their code is not shown)"
@@ -25,10 +24,10 @@ HIDDEN_NOTE = "# (hidden tests run here; their code is not shown)"
 def without_hidden_tests(source: str) -> str:
     kept, hiding = [], False
     for line in source.splitlines():
-        if "BEGIN HIDDEN TESTS" in line:
+        if BEGIN_HIDDEN_TESTS in line:
             hiding = True
             kept.append(line[: len(line) - len(line.lstrip())] + HIDDEN_NOTE)
-        elif hiding and _REGIONS["BEGIN HIDDEN TESTS"] in line:
+        elif hiding and END_HIDDEN_TESTS in line:
             hiding = False
         elif not hiding:
             kept.append(line)
@@ -43,11 +42,11 @@ def error_summary(output) -> str:
 
 class SanitizeFeedback(NbGraderPreprocessor):
     # NbGraderPreprocessor, unlike nbconvert's base class, is enabled by default.
-    trusted_path = Unicode("", help="results of the trusted re-check (JSON)").tag(config=True)
+    result_path = Unicode("", help="the submission's result record (result.json)").tag(config=True)
 
     def preprocess(self, nb, resources):
-        path = Path(self.trusted_path) if self.trusted_path else None
-        self._trusted = json.loads(path.read_text())["tests"] if path and path.exists() else {}
+        path = Path(self.result_path) if self.result_path else None
+        self._verdicts = SubmissionResult.load(path).verdicts() if path and path.exists() else {}
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
@@ -57,9 +56,10 @@ class SanitizeFeedback(NbGraderPreprocessor):
                 if output.get("output_type") == "error":
                     output["traceback"] = [error_summary(output)]
             grade_id = cell.metadata.nbgrader.get("grade_id")
-            if grade_id in self._trusted:
-                reason = self._trusted[grade_id]
-                verdict = ("passed" if reason is None else f"failed: {reason}")
+            if grade_id in self._verdicts:
+                verdict = self._verdicts[grade_id]
+                said = (verdict.outcome.value if verdict.outcome is Outcome.PASSED else
+                        f"{verdict.outcome.value}: {verdict.reason}")
                 cell.outputs.append(new_output("stream", name="stdout", text=(
-                    f"[grader] Re-checked outside your notebook: {verdict}\n")))
+                    f"[grader] Re-checked outside your notebook: {said}\n")))
         return cell, resources

@@ -9,6 +9,7 @@ disagree, and other notes) and ``OUT/feedback/<student>/<assignment>/<notebook>.
 
 import csv
 import hashlib
+import importlib.metadata
 import json
 import os
 import queue
@@ -17,17 +18,20 @@ import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
+import nnkit
 from nbgrader.api import Gradebook
 from tqdm import tqdm
 
 from . import collect, sandbox
-from .course import COURSE_ID, ROOT, SAFE_ID, SOLUTIONS, assignments, notebooks
-from .leaks import HIDDEN_TESTS_ONLY, find_leaks, secrets_of
+from .course import COURSE_ID, ROOT, SAFE_ID, assignment_files, assignments, notebooks, write_source_notebooks
+from .leaks import HIDDEN_TEST_MARKERS, HIDDEN_TESTS_ONLY, find_leaks, secrets_of
 from .release import generate
+from .result import Outcome, Status, SubmissionResult, TestResult, Verdict
+from .worker import RESULT
 
 GRADES_HEADER = ("student_id", "assignment_id", "score", "max_score", "status")
 TESTS_HEADER = ("student_id", "assignment_id", "test_id", "points", "max_points", "reason")
@@ -36,27 +40,51 @@ INTEGRITY_HEADER = ("student_id", "assignment_id", "test_id", "in_kernel_points"
 
 
 @dataclass
-class TestResult:
-    student_id: str
-    assignment_id: str
-    test_id: str
-    points: float
-    max_points: float
-    reason: str = ""
-
-
-@dataclass
 class Row:
     student_id: str
     assignment_id: str
-    score: float
     max_score: float
-    status: str
-    tests: list = field(default_factory=list, repr=False)
-    integrity: list = field(default_factory=list, repr=False)
+    status: Status
+    reason: str = ""                                                   # why, for an error
+    tests: list[TestResult] = field(default_factory=list, repr=False)
+    notes: list[str] = field(default_factory=list, repr=False)         # for the integrity report
+
+    @property
+    def score(self) -> float:
+        return sum(t.points for t in self.tests)
+
+    @property
+    def status_text(self) -> str:
+        return f"{self.status.value}: {self.reason}" if self.reason else self.status.value
 
     def csv_fields(self):
-        return (self.student_id, self.assignment_id, _num(self.score), _num(self.max_score), self.status)
+        return (self.student_id, self.assignment_id, _num(self.score), _num(self.max_score), self.status_text)
+
+    def test_rows(self):
+        return [(self.student_id, self.assignment_id, t.test_id, _num(t.points), _num(t.max_points),
+                 _one_line(t.verdict.reason)) for t in self.tests]
+
+    def integrity_rows(self):
+        """Tests where nbgrader's in-kernel verdict and the trusted re-check disagree, then notes."""
+        rows = [(self.student_id, self.assignment_id, t.test_id, _num(t.in_kernel_points), _num(t.points),
+                 _one_line(t.verdict.reason or t.verdict.outcome.value))
+                for t in self.tests if t.in_kernel_points is not None and t.in_kernel_points != t.points]
+        return rows + [(self.student_id, self.assignment_id, "", "", "", note) for note in self.notes]
+
+    def to_json(self) -> dict:
+        return {"student_id": self.student_id, "assignment_id": self.assignment_id,
+                "max_score": self.max_score, "status": self.status.value, "reason": self.reason,
+                "result": asdict(SubmissionResult(tests=self.tests)), "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Row":
+        tests = SubmissionResult.from_dict(data["result"]).tests
+        return cls(data["student_id"], data["assignment_id"], data["max_score"], Status(data["status"]),
+                   data["reason"], tests, data["notes"])
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
 
 
 def _num(x: float) -> str:
@@ -82,9 +110,8 @@ class Batch:
         self.max_scores: dict[str, float] = {}
         self.tests: dict[str, list[tuple[str, float]]] = {}
         # A student's feedback may show their own code, never the hidden tests.
-        self.hidden = {a: secrets_of(SOLUTIONS / a, HIDDEN_TESTS_ONLY) for a in self.assignments}
+        self.hidden = {a: secrets_of(a, HIDDEN_TESTS_ONLY) for a in self.assignments}
         self.uids: queue.Queue = queue.Queue()  # free sandbox uids, one per job slot
-        self.notes: dict[tuple[str, str], list[str]] = {}
 
     # -- set-up --------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -109,61 +136,65 @@ class Batch:
 
     # -- one submission ------------------------------------------------------------------
     def grade_one(self, student: str, assignment: str) -> Row:
-        def row(status: str, score: float = 0.0, tests=None) -> Row:
-            status = " ".join(status.split())  # one line per row in the CSV
-            if tests is None:
-                reason = status.removeprefix("error: ")
-                tests = [TestResult(student, assignment, t, 0.0, m, reason)
+        def row(status: Status, reason: str = "", tests=None) -> Row:
+            reason = " ".join(reason.split())  # one line per row in the CSV
+            if tests is None:  # nothing ran: every test is reported with the row's reason
+                tests = [TestResult(t, m, Verdict(Outcome.NOT_RUN, reason or status.value))
                          for t, m in self.tests[assignment]]
-            return Row(student, assignment, score, self.max_scores[assignment], status, tests)
+            return Row(student, assignment, self.max_scores[assignment], status, reason, tests)
+
+        def error(reason: str) -> Row:
+            return row(Status.ERROR, reason)
 
         if not SAFE_ID.match(student):
-            return row("error: student id must be letters, digits, '.', '_' or '-'")
+            return error("student id must be letters, digits, '.', '_' or '-'")
         folder = self.submissions / student / assignment
         if not folder.is_dir():
-            return row("missing")
+            return row(Status.MISSING)
         expected = notebooks(assignment)
         found = sorted(p.name for p in folder.glob("*.ipynb"))
         absent = [f"{n}.ipynb" for n in expected if f"{n}.ipynb" not in found]
         if absent and not found:
-            return row("missing")
+            return row(Status.MISSING)
         renamed = {}
         if absent:
             if len(expected) == 1 and len(found) == 1:
                 # One notebook expected, one handed in under another name: it is that notebook.
                 renamed = {found[0]: absent[0]}
             else:
-                return row(f"error: expected {', '.join(absent)}, found {', '.join(found)}")
+                return error(f"expected {', '.join(absent)}, found {', '.join(found)}")
         for name in found:
             problem = _unreadable(folder / name)
             if problem:
-                return row(f"error: {name} is not a valid notebook ({problem})")
+                return error(f"{name} is not a valid notebook ({problem})")
 
         course = self.work / "courses" / f"{student}--{assignment}"
         self._set_up_course(course, folder, student, assignment, renamed)
         try:
-            outcome = self._run_worker(course, student, assignment)
+            result, problem = self._run_worker(course, student, assignment)
         except subprocess.TimeoutExpired:
-            return row(f"error: grading stopped after {self.settings.notebook_timeout} s "
-                       "(whole-notebook time limit)")
-        if outcome:
-            return row(f"error: {outcome}")
-        tests, problems, integrity = self._read_grades(course, student, assignment)
+            return error(f"grading stopped after {self.settings.notebook_timeout} s "
+                         "(whole-notebook time limit)")
+        if problem:
+            return error(problem)
         self._publish_feedback(course, student, assignment)
-        score = sum(t.points for t in tests)
-        result = row(f"error: {'; '.join(problems)}" if problems else "graded", score, tests)
-        notes = [f"notebook handed in as {old!r}" for old in renamed] + self.notes.get((student, assignment), [])
-        result.integrity = integrity + [(student, assignment, "", "", "", note) for note in notes]
-        return result
+        stopped = [t.test_id for t in result.tests if t.verdict.outcome is Outcome.NOT_RUN]
+        graded = (error(f"the notebook stopped before {len(stopped)} test cell(s) ran "
+                        f"({', '.join(stopped[:3])}{', ...' if len(stopped) > 3 else ''})")
+                  if stopped else row(Status.GRADED))
+        graded.tests = result.tests
+        graded.notes = [f"notebook handed in as {old!r}" for old in renamed]
+        autograde = result.step("autograde")
+        if autograde and not autograde.success:
+            # The re-check graded the notebook; the instructor still hears why nbgrader stopped.
+            graded.notes.append(f"nbgrader's in-kernel run stopped: {autograde.error}")
+        return graded
 
     def _set_up_course(self, course: Path, folder: Path, student: str, assignment: str,
                        renamed: dict[str, str]) -> None:
         if course.exists():
             shutil.rmtree(course)
-        (course / "source" / assignment).mkdir(parents=True)
-        for extra in (SOLUTIONS / assignment).iterdir():
-            if extra.is_file() and extra.suffix != ".ipynb":
-                shutil.copyfile(extra, course / "source" / assignment / extra.name)
+        write_source_notebooks(course / "source", [assignment])
         shutil.copyfile(self.work / "template" / "gradebook.db", course / "gradebook.db")
         submitted = course / "submitted" / student / assignment
         submitted.mkdir(parents=True)
@@ -190,71 +221,31 @@ class Batch:
                 raise
             finally:
                 self.uids.put(uid)
-        report = course / "worker.json"
+        report = course / RESULT
         if not report.exists():
             tail = (stderr or "").strip().splitlines()[-1:] or ["no output"]
-            return f"the grader stopped unexpectedly ({tail[0][:200]})"
-        result = json.loads(report.read_text())
-        self.notes[(student, assignment)] = []
-        for step, outcome in result.items():
-            if outcome["success"]:
-                continue
-            reason = _last_error(outcome)
-            if step == "autograde" and result.get("recheck", {}).get("success"):
-                # The re-check graded the notebook; the instructor still hears why nbgrader stopped.
-                self.notes[(student, assignment)].append(f"nbgrader's in-kernel run stopped: {reason}")
-                continue
-            return f"{'nbgrader ' if step != 'recheck' else ''}{step} failed ({reason})"
-        return None
-
-    def _read_grades(self, course: Path, student: str, assignment: str):
-        """Points per test cell: the trusted re-check's verdict (already in the gradebook).
-        Where nbgrader's in-kernel run said otherwise, the test goes to the integrity report."""
-        trusted = json.loads((course / "trusted.json").read_text())
-        tests, integrity, stopped = [], [], []
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
-            submission = gb.find_submission(assignment, student)
-            for nb in submission.notebooks:
-                for grade in nb.grades:
-                    if grade.name not in trusted["tests"]:
-                        verdict = "not re-checked"
-                    else:
-                        verdict = trusted["tests"][grade.name]
-                    points = float(grade.max_score) if verdict is None else 0.0
-                    if verdict and verdict.startswith("not run"):
-                        stopped.append(grade.name)
-                    in_kernel = trusted["in_kernel"].get(grade.name)
-                    if in_kernel is not None and in_kernel != points:
-                        integrity.append((student, assignment, grade.name, _num(in_kernel), _num(points),
-                                          " ".join((verdict or "passed").split())[:300]))
-                    tests.append(TestResult(student, assignment, grade.name, points,
-                                            float(grade.max_score), " ".join((verdict or "").split())[:300]))
-        problems = []
-        if stopped:
-            problems.append(f"the notebook stopped before {len(stopped)} test cell(s) ran "
-                            f"({', '.join(stopped[:3])}{', ...' if len(stopped) > 3 else ''})")
-        return tests, problems, integrity
+            return None, f"the grader stopped unexpectedly ({tail[0][:200]})"
+        result = SubmissionResult.load(report)
+        recheck = result.step("recheck")
+        if recheck is None or not recheck.success:
+            failed = recheck or result.step("autograde")
+            what = "recheck" if recheck else "nbgrader autograde"
+            return result, f"{what} failed ({failed.error if failed else 'no result'})"
+        feedback = result.step("feedback")
+        if feedback is not None and not feedback.success:
+            return result, f"nbgrader feedback failed ({feedback.error})"
+        return result, None
 
     def _publish_feedback(self, course: Path, student: str, assignment: str) -> None:
         for html in (course / "feedback" / student / assignment).glob("*.html"):
             leaks = find_leaks(html.read_text(errors="replace"), self.hidden[assignment],
-                               markers=("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"))
+                               markers=HIDDEN_TEST_MARKERS)
             if leaks:
                 # Never publish private text, even if the sanitizer missed a path.
                 raise RuntimeError(f"feedback for {student}/{assignment} would leak: {leaks[:3]}")
             target = self.out / "feedback" / student / assignment / html.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(html, target)
-
-
-def _last_error(outcome: dict) -> str:
-    """The line of an nbgrader log that says what went wrong."""
-    lines = [l.strip() for l in (outcome.get("log", "") + "\n" + (outcome.get("error") or "")).splitlines()]
-    for marker in ("CellTimeoutError", "DeadKernelError", "Error:", "ERROR"):
-        found = [l for l in lines if marker in l and "Please see the" not in l]
-        if found:
-            return found[-1][:200]
-    return next((l for l in reversed(lines) if l), "unknown error")[:200]
 
 
 def _unreadable(path: Path) -> str | None:
@@ -321,28 +312,42 @@ def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | N
             rows.append(row)
             bar.update()
             bar.write(f"{row.student_id}/{row.assignment_id}: {_num(row.score)}/"
-                      f"{_num(row.max_score)} {row.status}")
+                      f"{_num(row.max_score)} {row.status_text}")
     rows.sort(key=lambda r: (r.student_id, r.assignment_id))
     _write_csv(out / "grades.csv", GRADES_HEADER, [r.csv_fields() for r in rows])
-    _write_csv(out / "tests.csv", TESTS_HEADER,
-               [(t.student_id, t.assignment_id, t.test_id, _num(t.points), _num(t.max_points), t.reason)
-                for r in rows for t in r.tests])
-    _write_csv(out / "integrity.csv", INTEGRITY_HEADER, [i for r in rows for i in r.integrity])
+    _write_csv(out / "tests.csv", TESTS_HEADER, [t for r in rows for t in r.test_rows()])
+    _write_csv(out / "integrity.csv", INTEGRITY_HEADER, [i for r in rows for i in r.integrity_rows()])
     return rows
 
 
-GRADER_FILES = sorted(Path(__file__).parent.glob("*.py"))
+# Everything besides the submission and the assignment that can change a grade: the grader's
+# code, the helper package every test calls (its tolerances), and the packages that run or
+# grade the notebooks.
+GRADER_FILES = sorted(Path(__file__).parent.glob("*.py")) + sorted(Path(nnkit.__file__).parent.glob("*.py"))
+GRADING_PACKAGES = ("nbgrader", "nbclient", "nbconvert", "nbformat", "ipykernel", "jupyter_client",
+                    "jupytext", "numpy", "scipy", "torch", "scikit-learn", "mnist1d")
+
+
+def package_versions() -> str:
+    versions = []
+    for name in GRADING_PACKAGES:
+        try:
+            versions.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{name} absent")
+    return " ".join(versions)
 
 
 def fingerprint(batch: Batch, student: str, assignment: str) -> str:
     """What a result depends on: the submission's files, the assignment's sources, the grader's
-    code and settings. Equal fingerprints, equal grades: a rerun reuses the stored result."""
+    code and settings, nnkit and the grading packages' versions. Equal fingerprints, equal
+    grades: a rerun reuses the stored result."""
     digest = hashlib.sha256()
     settings = batch.settings
     digest.update(repr((settings.cell_timeout, settings.notebook_timeout, settings.sandbox)).encode())
-    for path in GRADER_FILES + sorted((SOLUTIONS / assignment).glob("*")):
-        if path.is_file():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(package_versions().encode())
+    for path in GRADER_FILES + assignment_files(assignment):
+        digest.update(str(path.relative_to(path.parent.parent)).encode() + b"\0" + path.read_bytes())
     folder = batch.submissions / student / assignment
     if folder.is_dir():
         for path in sorted(folder.iterdir()):
@@ -362,18 +367,12 @@ def _stored(batch: Batch, student: str, assignment: str, key: str) -> Row | None
     feedback = batch.out / "feedback" / student / assignment
     if data.get("feedback") and not all((feedback / name).exists() for name in data["feedback"]):
         return None
-    row = Row(**{k: data["row"][k] for k in GRADES_HEADER})
-    row.tests = [TestResult(*t) for t in data["tests"]]
-    row.integrity = [tuple(i) for i in data["integrity"]]
-    return row
+    return Row.from_json(data["row"])
 
 
 def _store(batch: Batch, row: Row, key: str) -> None:
     feedback = batch.out / "feedback" / row.student_id / row.assignment_id
-    data = {"fingerprint": key,
-            "row": {k: getattr(row, k) for k in GRADES_HEADER},
-            "tests": [list(astuple(t)) for t in row.tests],
-            "integrity": [list(i) for i in row.integrity],
+    data = {"fingerprint": key, "row": row.to_json(),
             "feedback": sorted(p.name for p in feedback.glob("*.html"))}
     path = batch.work / "results" / f"{row.student_id}--{row.assignment_id}.json"
     tmp = path.with_suffix(".tmp")
@@ -393,6 +392,6 @@ def _safely(batch: Batch, student: str, assignment: str) -> Row:
             _store(batch, row, key)
         return row
     except Exception as exc:
-        return Row(student, assignment, 0.0, batch.max_scores.get(assignment, 0.0),
-                   f"error: grader failed on this submission ({type(exc).__name__}: "
+        return Row(student, assignment, batch.max_scores.get(assignment, 0.0), Status.ERROR,
+                   f"grader failed on this submission ({type(exc).__name__}: "
                    f"{str(exc).splitlines()[0][:200] if str(exc) else ''})")

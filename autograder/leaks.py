@@ -1,84 +1,137 @@
 """Find private text (solutions, hidden tests) in anything about to be published.
 
-A *secret* is a line inside a ``### BEGIN SOLUTION`` or ``### BEGIN HIDDEN TESTS`` region of
-a source notebook that is long enough to be distinctive, is not a comment, and does not also
-appear in the public part of that notebook. Published files (notebooks, HTML, text) are reduced
-to their visible text and searched for every secret.
+A *secret* is a line inside a solution or hidden-test region of a source notebook (nbgrader's
+delimiters, ``course.PRIVATE_REGIONS``) that is long enough to be distinctive, is not a
+comment, and was not already public: not in the public part of its own notebook nor of an
+earlier chapter (a data-loading line chapter 0 shows is no secret of chapter 1). Published
+files (notebooks, HTML, text) are reduced to their visible text and searched for every secret.
+
+A later chapter may hand out an earlier chapter's solution as given code (the affine layer
+inside a batch-norm network). That is declared in ``solutions/reveals.toml``; undeclared, the
+lines stay secret and the release refuses to publish the later chapter. Declared reveals are
+reported by :func:`deliberate_reveals`, never dropped silently.
 """
 
 import html
 import json
 import re
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-_REGIONS = {"BEGIN SOLUTION": "END SOLUTION", "BEGIN HIDDEN TESTS": "END HIDDEN TESTS"}
-SOLUTIONS_AND_TESTS = tuple(_REGIONS)
-HIDDEN_TESTS_ONLY = ("BEGIN HIDDEN TESTS",)
+from .course import (BEGIN_HIDDEN_TESTS, BEGIN_SOLUTION, END_HIDDEN_TESTS, PRIVATE_REGIONS, SOLUTIONS,
+                     assignments, notebooks, read_source)
+
+MARKERS = tuple(PRIVATE_REGIONS) + tuple(PRIVATE_REGIONS.values())
+HIDDEN_TEST_MARKERS = (BEGIN_HIDDEN_TESTS, END_HIDDEN_TESTS)
+SOLUTIONS_AND_TESTS = tuple(PRIVATE_REGIONS)
+HIDDEN_TESTS_ONLY = (BEGIN_HIDDEN_TESTS,)
 MIN_SECRET_LENGTH = 24  # shorter lines (torch.manual_seed(1)) are not distinctive
+REVEALS_FILE = "reveals.toml"
+
+# Lines that are never distinctive: imports, and block headers such as
+# ``with torch.no_grad():`` or ``for epoch in range(epochs):``.
+_GENERIC = re.compile(r"^(import |from \S+ import |(with|for|if|elif|else|try|except|finally|while)\b.*:$)")
+_OWNER = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)")
 
 
 def _normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def _split_source(source: str, kinds=SOLUTIONS_AND_TESTS) -> tuple[list[str], list[str], list[str]]:
-    """Lines of a cell inside and outside the private regions of the given kinds, and each
-    private region as one text (a whole function body)."""
-    private, public, regions, end = [], [], [], None
+@dataclass
+class Region:
+    kind: str    # the opening delimiter: BEGIN_SOLUTION or BEGIN_HIDDEN_TESTS
+    owner: str   # the function or class the region sits in ("" at top level)
+    lines: list
+
+
+def split_source(source: str) -> tuple[list[str], list[Region]]:
+    """A cell's public lines, and its private regions."""
+    public, regions, end, owner = [], [], None, ""
     for line in source.splitlines():
         if end is None:
-            start = next((m for m in _REGIONS if m in line), None)
-            if start in kinds:
-                end = _REGIONS[start]
-                regions.append([])
-            elif start is None:
+            start = next((m for m in PRIVATE_REGIONS if m in line), None)
+            if start is None:
                 public.append(line)
+                found = _OWNER.match(line)
+                if found:
+                    owner = found.group(1)
+            else:
+                end = PRIVATE_REGIONS[start]
+                regions.append(Region(start, owner, []))
         elif end in line:
             end = None
         else:
-            private.append(line)
-            regions[-1].append(line)
-    return private, public, ["\n".join(r) for r in regions]
+            regions[-1].lines.append(line)
+    return public, regions
 
 
-# Lines that are never distinctive: imports, and block headers such as
-# ``with torch.no_grad():`` or ``for epoch in range(epochs):``.
-_GENERIC = re.compile(r"^(import |from \S+ import |(with|for|if|elif|else|try|except|finally|while)\b.*:$)")
+def _parts(assignment: str, root: Path | None) -> tuple[list[str], list[Region]]:
+    public, regions = [], []
+    for name in notebooks(assignment, root):
+        for cell in read_source(assignment, name, root).cells:
+            cell_public, cell_regions = split_source(cell.source)
+            public += cell_public
+            regions += cell_regions
+    return public, regions
 
 
-def _cell_sources(path: Path):
-    for cell in json.loads(path.read_text())["cells"]:
-        source = cell["source"]
-        yield "".join(source) if isinstance(source, list) else source
+def declared_reveals(root: Path | None = None) -> list[dict]:
+    """The entries of ``solutions/reveals.toml``, checked: each names the chapter that hands
+    the code out (``by``), the earlier chapter whose solution it is (``of``) and the solution
+    functions or classes (``functions``)."""
+    path = (Path(root) if root is not None else SOLUTIONS) / REVEALS_FILE
+    if not path.exists():
+        return []
+    entries = tomllib.loads(path.read_text()).get("reveal", [])
+    order = assignments(root)
+    for entry in entries:
+        by, of, functions = entry.get("by"), entry.get("of"), entry.get("functions")
+        if by not in order or of not in order or not functions:
+            raise ValueError(f"{path.name}: each [[reveal]] needs by and of (assignment ids) and "
+                             f"functions; got {entry}")
+        if order.index(of) >= order.index(by):
+            raise ValueError(f"{path.name}: {by} cannot reveal {of}, which comes after it")
+        owners = {r.owner for r in _parts(of, root)[1] if r.kind == BEGIN_SOLUTION}
+        unknown = sorted(set(functions) - owners)
+        if unknown:
+            raise ValueError(f"{path.name}: {of} has no solution of {unknown}")
+    return entries
 
 
-def secrets_of(assignment_dir: Path, kinds=SOLUTIONS_AND_TESTS) -> set[str]:
-    """The distinctive private lines of every source notebook in ``assignment_dir``.
+def deliberate_reveals(root: Path | None = None) -> list[str]:
+    """One line per declared reveal, for the release to report."""
+    return [f"{e['by']} hands out {e['of']}'s solution of {', '.join(e['functions'])} "
+            f"(declared in {REVEALS_FILE})" for e in declared_reveals(root)]
 
-    A line that stands in the public part of any notebook of the course (the folder above
-    ``assignment_dir``) is not a secret, nor is an import or a bare block header.
+
+def secrets_of(assignment: str, kinds=SOLUTIONS_AND_TESTS, root: Path | None = None) -> set[str]:
+    """The distinctive private lines of an assignment's sources.
+
     ``kinds=HIDDEN_TESTS_ONLY`` gives the hidden tests alone: what a student's feedback must
     not show (their own solution code it may)."""
-    assignment_dir = Path(assignment_dir)
-    private = []
-    for path in sorted(assignment_dir.glob("*.ipynb")):
-        for source in _cell_sources(path):
-            lines, _, regions = _split_source(source, kinds)
-            # Each line, and each region whole: a body of short lines is distinctive together.
-            private += lines + [r for r in regions if "\n" in r]
-    public = []
-    for path in sorted(assignment_dir.parent.glob("*/*.ipynb")):
-        for source in _cell_sources(path):
-            public += _split_source(source)[1]
-    public_text = _normalize("\n".join(public))
+    order = assignments(root)
+    own_public, regions = _parts(assignment, root)
+    earlier_public = [line for a in order[:order.index(assignment)] for line in _parts(a, root)[0]]
+    public_text = _normalize("\n".join(own_public + earlier_public))
+    revealed = {f for e in declared_reveals(root) if e["of"] == assignment for f in e["functions"]}
     secrets = set()
-    for line in private:
-        norm = _normalize(line)
-        if (len(norm) >= MIN_SECRET_LENGTH and not norm.startswith("#") and not _GENERIC.match(norm)
-                and norm not in public_text):
-            secrets.add(norm)
+    for region in regions:
+        if region.kind not in kinds or (region.kind == BEGIN_SOLUTION and region.owner in revealed):
+            continue
+        # Each line, and the region whole: a body of short lines is distinctive together.
+        for text in region.lines + (["\n".join(region.lines)] if len(region.lines) > 1 else []):
+            norm = _normalize(text)
+            if (len(norm) >= MIN_SECRET_LENGTH and not norm.startswith("#") and not _GENERIC.match(norm)
+                    and norm not in public_text):
+                secrets.add(norm)
     return secrets
+
+
+def course_secrets(kinds=SOLUTIONS_AND_TESTS, root: Path | None = None) -> dict[str, set[str]]:
+    """Every assignment's secrets, by assignment id."""
+    return {a: secrets_of(a, kinds, root) for a in assignments(root)}
 
 
 def visible_text(text: str) -> str:

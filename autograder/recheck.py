@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .course import is_test_cell, nbgrader_meta
+from .result import Outcome, Verdict
 
 DRIVER = (Path(__file__).parent / "kernel_driver.py").read_text()
 MAX_MESSAGE_BYTES = 64 * 1024**2
@@ -320,23 +321,24 @@ class RemoteObject:
         return f"<student object {where}>"
 
 
-def _run_local(source: str, namespace: dict) -> str | None:
-    """Run trusted code here; returns the failure (type and message) or None."""
+def _run_local(source: str, namespace: dict) -> Verdict:
+    """Run trusted code here."""
     try:
         code = compile(_strip_magics(source), "<test cell>", "exec")
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             exec(code, namespace)
     except StudentCodeError as exc:
-        return f"your code failed when the test called it: {exc}"
+        return Verdict(Outcome.FAILED, f"your code failed when the test called it: {exc}")
     except AssertionError as exc:
-        return f"AssertionError: {exc}"
+        return Verdict(Outcome.FAILED, f"AssertionError: {exc}")
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        return Verdict(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+    return Verdict.passed()
 
 
-def recheck(notebook, api: set[str], scratch: Path, km_factory, *, cell_timeout: float) -> dict:
-    """Re-run the tests of an autograded notebook; ``{grade_id: reason or None}``."""
+def recheck(notebook, api: set[str], scratch: Path, km_factory, *,
+            cell_timeout: float) -> dict[str, Verdict]:
+    """Re-run the tests of an autograded notebook; ``{grade_id: verdict}``."""
     rpc = scratch / ".rpc"
     if rpc.exists():
         shutil.rmtree(rpc)
@@ -346,7 +348,7 @@ def recheck(notebook, api: set[str], scratch: Path, km_factory, *, cell_timeout:
     km.start_kernel(cwd=str(scratch))
     kc = km.client()
     kc.start_channels()
-    results: dict[str, str | None] = {}
+    results: dict[str, Verdict] = {}
     try:
         kc.wait_for_ready(timeout=120)
         bridge = Bridge(km, kc, rpc, cell_timeout)
@@ -361,7 +363,7 @@ def recheck(notebook, api: set[str], scratch: Path, km_factory, *, cell_timeout:
             if is_test_cell(cell):
                 results[meta["grade_id"]] = (
                     _run_local(cell.source, namespace) if not bridge.dead else
-                    f"not run: {bridge.dead}")
+                    Verdict(Outcome.NOT_RUN, bridge.dead))
                 continue
             student_side = meta.get("solution") or not meta.get("locked") or used_names(cell.source) & api
             if not bridge.dead:

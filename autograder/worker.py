@@ -14,7 +14,6 @@ ends only this process, and batches can run in parallel.
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -30,9 +29,10 @@ from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, GetGrades
 
-from .course import SOLUTIONS, nbgrader_config
+from .course import nbgrader_config, notebooks, read_source
 from .feedback import SanitizeFeedback
 from .recheck import exercise_api, recheck
+from .result import Outcome, Step, SubmissionResult, TestResult, Verdict
 from .sandbox import SandboxedBlockingKernelManager, SandboxedKernelManager
 
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     runtime = Path(tempfile.mkdtemp(prefix="tnn-"))  # short: Unix socket paths are limited to 107 bytes
     config = nbgrader_config(root, root / "source", cell_timeout=args.cell_timeout)
     config.GenerateFeedback.preprocessors = [GetGrades, SanitizeFeedback, CSSHTMLHeaderPreprocessor]
-    config.SanitizeFeedback.trusted_path = str(root / "trusted.json")
+    config.SanitizeFeedback.result_path = str(root / RESULT)
     submitted = root / "submitted" / student / assignment
     if sandboxed:
         default = Autograde.class_traits()["autograde_preprocessors"].make_dynamic_default()
@@ -76,30 +76,46 @@ def main(argv=None) -> int:
         config.SandboxedKernelManager.sandbox_uid = args.uid
         _give_to(submitted, args.uid)
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
-    result = {"autograde": api.autograde(assignment, student, force=True, create=True)}
+    result = SubmissionResult()
+    result.steps.append(_step("autograde", api.autograde(assignment, student, force=True, create=True)))
     # nbgrader gives up on a whole notebook when one cell times out or the kernel dies; its
     # sanitized copy (test cells restored from the gradebook) is still written, and the
     # re-check, which survives both, grades it.
     sanitized = root / "autograded" / student / assignment
-    if result["autograde"]["success"] or any(sanitized.glob("*.ipynb")):
+    if result.steps[0].success or any(sanitized.glob("*.ipynb")):
         try:
-            result["recheck"] = {"success": True, **trusted_recheck(root, assignment, student, config,
-                                                                      runtime, args, sandboxed)}
+            result.tests = trusted_recheck(root, assignment, student, config, runtime, args, sandboxed)
+            result.steps.append(Step("recheck", True))
         except Exception as exc:
-            result["recheck"] = {"success": False, "error": f"{type(exc).__name__}: {exc}"}
-    if result.get("recheck", {}).get("success"):
-        result["feedback"] = api.generate_feedback(assignment, student, force=True)
+            result.steps.append(Step("recheck", False, f"{type(exc).__name__}: {exc}"))
+    result.save(root / RESULT)  # the feedback shows the re-check's verdicts
+    if result.step("recheck") and result.step("recheck").success:
+        result.steps.append(_step("feedback", api.generate_feedback(assignment, student, force=True)))
+        result.save(root / RESULT)
     shutil.rmtree(runtime, ignore_errors=True)
-    (root / "worker.json").write_text(json.dumps(result))
-    return 0 if all(r["success"] for r in result.values()) else 1
+    return 0 if all(step.success for step in result.steps) else 1
 
 
-def trusted_recheck(root, assignment, student, config, runtime, args, sandboxed) -> dict:
+RESULT = "result.json"
+
+
+def _step(name: str, outcome: dict) -> Step:
+    """An nbgrader API call's outcome, with the line of its log that says what went wrong."""
+    if outcome["success"]:
+        return Step(name, True)
+    lines = [l.strip() for l in (outcome.get("log", "") + "\n" + (outcome.get("error") or "")).splitlines()]
+    for marker in ("CellTimeoutError", "DeadKernelError", "Error:", "ERROR"):
+        found = [l for l in lines if marker in l and "Please see the" not in l]
+        if found:
+            return Step(name, False, found[-1][:200])
+    return Step(name, False, next((l for l in reversed(lines) if l), "unknown error")[:200])
+
+
+def trusted_recheck(root, assignment, student, config, runtime, args, sandboxed) -> list[TestResult]:
     """Run the tests again outside the student's process and make the gradebook agree."""
-    source = {p.stem: nbformat.read(p, as_version=4) for p in (SOLUTIONS / assignment).glob("*.ipynb")}
     autograded = root / "autograded" / student / assignment
-    tests, in_kernel = {}, {}
-    for name, source_nb in source.items():
+    verdicts = {}
+    for name in notebooks(assignment):
         notebook = nbformat.read(autograded / f"{name}.ipynb", as_version=4)
         scratch = root / "recheck" / name
         if scratch.exists():
@@ -118,23 +134,24 @@ def trusted_recheck(root, assignment, student, config, runtime, args, sandboxed)
         else:
             def factory():
                 return KernelManager(kernel_name="python3")
-        tests.update(recheck(notebook, exercise_api(source_nb), scratch, factory,
-                             cell_timeout=args.cell_timeout))
+        verdicts.update(recheck(notebook, exercise_api(read_source(assignment, name)), scratch, factory,
+                                cell_timeout=args.cell_timeout))
+    tests = []
     db = f"sqlite:///{root / 'gradebook.db'}"
     with Gradebook(db, config.CourseDirectory.course_id) as gb:
         submission = gb.find_submission(assignment, student)
         for nb in submission.notebooks:
             for grade in nb.grades:
-                if grade.auto_score is not None:  # None: nbgrader's own run never got there
-                    in_kernel[grade.name] = float(grade.score or 0.0)
-                if grade.name in tests:
-                    grade.auto_score = float(grade.max_score) if tests[grade.name] is None else 0.0
-                    grade.manual_score = None
-                    grade.needs_manual_grade = False
+                # auto_score None: nbgrader's own run never got to this cell
+                in_kernel = float(grade.score or 0.0) if grade.auto_score is not None else None
+                verdict = verdicts.get(grade.name, Verdict(Outcome.NOT_RUN, "not re-checked"))
+                test = TestResult(grade.name, float(grade.max_score), verdict, in_kernel)
+                grade.auto_score = test.points
+                grade.manual_score = None
+                grade.needs_manual_grade = False
+                tests.append(test)
         gb.db.commit()
-    trusted = {"tests": tests, "in_kernel": in_kernel}
-    (root / "trusted.json").write_text(json.dumps(trusted))
-    return trusted
+    return tests
 
 
 if __name__ == "__main__":

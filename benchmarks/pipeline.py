@@ -17,13 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder.course import SOLUTIONS, assignments  # noqa: E402
+from autograder.course import assignments, read_source, write_source_notebooks  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -56,10 +55,10 @@ def book_times() -> list[tuple[str, float]]:
 def notebook_times() -> list[tuple[str, float]]:
     rows = []
     for a in assignments():
-        nb = nbformat.read(SOLUTIONS / a / f"{a}.ipynb", as_version=4)
+        nb = read_source(a)
         start = time.perf_counter()
         NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(SOLUTIONS / a)}}).execute()
+                       resources={"metadata": {"path": str(ROOT / "solutions" / a)}}).execute()
         rows.append((f"solution notebook {a}: run on CPU", time.perf_counter() - start))
     return rows
 
@@ -70,18 +69,19 @@ def grading_times() -> list[tuple[str, float]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        sources = write_source_notebooks(tmp / "sources")  # the .ipynb nbgrader reads
         for a in assignments():
             subs = tmp / f"subs-{a}"
             (subs / "reference" / a).mkdir(parents=True)
-            shutil.copyfile(SOLUTIONS / a / f"{a}.ipynb", subs / "reference" / a / f"{a}.ipynb")
+            shutil.copyfile(sources / a / f"{a}.ipynb", subs / "reference" / a / f"{a}.ipynb")
             ours = timed([sys.executable, "-m", "autograder", "grade", str(subs),
                           "--out", str(tmp / f"out-{a}"), "--jobs", "1", "--quiet"])
             # Bare nbgrader on the same notebook: generate_assignment (untimed), then autograde.
             course = tmp / f"bare-{a}"
-            shutil.copytree(SOLUTIONS / a, course / "source" / a)
+            shutil.copytree(sources / a, course / "source" / a)
             subprocess.run([str(BIN / "nbgrader"), "generate_assignment", a, "--force"], cwd=course,
                            check=True, capture_output=True)
-            shutil.copytree(SOLUTIONS / a, course / "submitted" / "reference" / a)
+            shutil.copytree(sources / a, course / "submitted" / "reference" / a)
             bare = timed([str(BIN / "nbgrader"), "autograde", a, "--Autograde.create_student=True",
                           "--Execute.timeout=120"], cwd=course)
             rows += [(f"grade {a}: bare nbgrader autograde, 1 notebook", bare),
@@ -90,7 +90,7 @@ def grading_times() -> list[tuple[str, float]]:
         batch = tmp / "batch"
         for student in ("s1", "s2", "s3", "s4"):
             (batch / student / first).mkdir(parents=True)
-            shutil.copyfile(SOLUTIONS / first / f"{first}.ipynb", batch / student / first / f"{first}.ipynb")
+            shutil.copyfile(sources / first / f"{first}.ipynb", batch / student / first / f"{first}.ipynb")
         for jobs in (1, 2):
             seconds = timed([sys.executable, "-m", "autograder", "grade", str(batch), "--out",
                              str(tmp / f"batch-out-{jobs}"), "--jobs", str(jobs), "--quiet"])

@@ -16,6 +16,8 @@ from typing import Callable
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from autograder.course import write_source
+
 ASSIGNMENT = "toy"
 FULL = 6.0
 
@@ -205,6 +207,7 @@ for path in hits:
 import glob, json
 stolen = []
 for pattern in ["../../../gradebook.db", {str(P["out"]) + "/**/*.db"!r}, {str(P["course"]) + "/**/*.ipynb"!r},
+                {str(P["course"]) + "/**/*.py"!r}, {str(P["real_solutions"]) + "/**/*.py"!r},
                 {str(P["real_solutions"]) + "/**/*.ipynb"!r}]:
     for path in glob.glob(pattern, recursive=True):
         try:
@@ -215,9 +218,12 @@ assert not stolen, "hidden tests were readable"
 '''), 0, what="looks for the gradebook and source notebooks to read hidden tests"),
         Case("exec_instructor_solutions", "untouched", cheat(scale=f'''
 import glob, json
-for path in glob.glob({str(P["course"]) + "/**/*.ipynb"!r}, recursive=True) + \\
-            glob.glob({str(P["real_solutions"]) + "/**/*.ipynb"!r}, recursive=True):
+for path in glob.glob({str(P["course"]) + "/**/*"!r}, recursive=True) + \\
+            glob.glob({str(P["real_solutions"]) + "/**/*"!r}, recursive=True):
     try:
+        if path.endswith(".py"):  # a text source is Python: run it whole
+            exec(open(path).read())
+            continue
         for cell in json.load(open(path))["cells"]:
             if cell["cell_type"] == "code" and "BEGIN SOLUTION" in "".join(cell["source"]):
                 exec("".join(cell["source"]))
@@ -384,7 +390,7 @@ def build(root: Path, ctx: dict) -> tuple[Path, Path, list[Case]]:
     the student notebook comes from ``release_dir``, made by the real release command."""
     course = root / "solutions"
     (course / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
-    nbformat.write(source_notebook(), course / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    write_source(source_notebook(), course / ASSIGNMENT / f"{ASSIGNMENT}.py")
     return course, root / "submissions", _cases(ctx)
 
 

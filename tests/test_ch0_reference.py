@@ -2,22 +2,19 @@
 
 Every backward pass and loss gradient is compared with PyTorch autograd in float64 on random
 inputs of several shapes; the planted bug of the provided network is shown to be real and
-confined to one parameter; the source notebook is checked for the nbgrader structure the
-release depends on.
+confined to one parameter.
 """
 
 import math
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.course import is_test_cell
-from conftest import solution_notebook
-from nnkit.gradcheck import numerical_grad, rel_error
+from nnkit.gradcheck import rel_error
 from nnkit.testing import check_array, check_scalar
+from oracles import gradient_errors, normals, random_shape, torch_autograd, torch_autograd_named
 
 ASSIGNMENT = "ch0_building_blocks"
 TIGHT = dict(rtol=1e-10, atol=1e-12)
@@ -28,23 +25,16 @@ def ref(reference):
     return reference(ASSIGNMENT)
 
 
-def random_shape(rng, max_dims=3, max_size=6):
-    return tuple(int(v) for v in rng.integers(1, max_size, size=int(rng.integers(1, max_dims + 1))))
-
-
 @pytest.mark.parametrize("shape", [(1, 1, 1), (2, 3, 4), (7, 5, 2), (16, 9, 11)])
 def test_affine_matches_autograd(ref, shape):
     n, d, m = shape
-    rng = np.random.default_rng(sum(shape))
-    x, w, b, dout = (rng.normal(size=s) for s in ((n, d), (d, m), (m,), (n, m)))
+    x, w, b, dout = normals(np.random.default_rng(sum(shape)), (n, d), (d, m), (m,), (n, m))
     out, cache = ref["affine_forward"](x, w, b)
     dx, dw, db = ref["affine_backward"](dout, cache)
-    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    expected = xt @ wt + bt
-    expected.backward(torch.from_numpy(dout))
-    check_array(out, expected.detach().numpy(), "out", dtype=np.float64, **TIGHT)
-    for name, got, t in (("dx", dx, xt), ("dw", dw, wt), ("db", db, bt)):
-        check_array(got, t.grad.numpy(), name, dtype=np.float64, **TIGHT)
+    expected, want = torch_autograd(lambda xt, wt, bt: xt @ wt + bt, x, w, b, dout=dout)
+    check_array(out, expected, "out", dtype=np.float64, **TIGHT)
+    for name, got, grad in zip(("dx", "dw", "db"), (dx, dw, db), want):
+        check_array(got, grad, name, dtype=np.float64, **TIGHT)
 
 
 REGRESSION = [
@@ -63,13 +53,11 @@ def test_regression_losses_match_autograd(ref, name, oracle, seed):
     pred, target = 3 * rng.normal(size=shape), rng.normal(size=shape)
     if seed % 2 and name != "rmse_loss":
         target.flat[::2] = pred.flat[::2]  # exact zero residuals (MAE kink, Huber's quadratic zone)
-    p = torch.tensor(pred, requires_grad=True)
-    expected = oracle(p, torch.from_numpy(target))
-    expected.backward()
+    expected, (want,) = torch_autograd(lambda p: oracle(p, torch.from_numpy(target)), pred)
     loss, dpred = ref[name](pred, target)
     assert isinstance(loss, float)
-    check_scalar(loss, expected.item(), f"{name} loss", **TIGHT)
-    check_array(dpred, p.grad.numpy(), f"{name} dpred", dtype=np.float64, rtol=1e-9, atol=1e-12)
+    check_scalar(loss, float(expected), f"{name} loss", **TIGHT)
+    check_array(dpred, want, f"{name} dpred", dtype=np.float64, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("delta", [0.1, 0.5, 1.0, 2.5])
@@ -79,12 +67,10 @@ def test_huber_matches_torch_for_every_delta(ref, delta):
     # residuals exactly at +-delta: both branches and slopes must agree there
     pred[0, :2] = [delta, -delta]
     target = np.zeros_like(pred)
-    p = torch.tensor(pred, requires_grad=True)
-    expected = F.huber_loss(p, torch.from_numpy(target), delta=delta)
-    expected.backward()
+    expected, (want,) = torch_autograd(lambda p: F.huber_loss(p, torch.from_numpy(target), delta=delta), pred)
     loss, dpred = ref["huber_loss"](pred, target, delta=delta)
-    check_scalar(loss, expected.item(), "huber loss", **TIGHT)
-    check_array(dpred, p.grad.numpy(), "huber dpred", **TIGHT)
+    check_scalar(loss, float(expected), "huber loss", **TIGHT)
+    check_array(dpred, want, "huber dpred", **TIGHT)
 
 
 def test_rmse_gradient_is_zero_at_a_perfect_fit(ref):
@@ -101,14 +87,12 @@ def test_softmax_cross_entropy_matches_autograd(ref, shape, scale):
     rng = np.random.default_rng(n * c)
     scores = rng.normal(size=shape) * scale
     y = rng.integers(0, c, size=n)
-    s = torch.tensor(scores, requires_grad=True)
-    expected = F.cross_entropy(s, torch.from_numpy(y))
-    expected.backward()
+    expected, (want,) = torch_autograd(lambda s: F.cross_entropy(s, torch.from_numpy(y)), scores)
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # a stability bug overflows
         loss, dscores = ref["softmax_cross_entropy"](scores, y)
     assert isinstance(loss, float) and math.isfinite(loss)
-    check_scalar(loss, expected.item(), "cross-entropy loss", rtol=1e-9, atol=1e-12)
-    check_array(dscores, s.grad.numpy(), "cross-entropy dscores", dtype=np.float64, rtol=1e-9, atol=1e-12)
+    check_scalar(loss, float(expected), "cross-entropy loss", rtol=1e-9, atol=1e-12)
+    check_array(dscores, want, "cross-entropy dscores", dtype=np.float64, rtol=1e-9, atol=1e-12)
 
 
 def test_softmax_cross_entropy_is_finite_for_huge_scores(ref):
@@ -137,11 +121,10 @@ def test_numerical_gradient_is_centered_and_restores_x(ref):
 def test_numerical_gradient_array_matches_autograd(ref, seed):
     rng = np.random.default_rng(200 + seed)
     n, d, m = (int(v) for v in rng.integers(1, 6, size=3))
-    x, a, dout = rng.normal(size=(n, d)), rng.normal(size=(d, m)), rng.normal(size=(n, m))
-    xt = torch.tensor(x, requires_grad=True)
-    torch.tanh(xt @ torch.from_numpy(a)).backward(torch.from_numpy(dout))
+    x, a, dout = normals(rng, (n, d), (d, m), (n, m))
+    _, (want,) = torch_autograd(lambda xt: torch.tanh(xt @ torch.from_numpy(a)), x, dout=dout)
     grad = ref["numerical_gradient_array"](lambda z: np.tanh(z @ a), x, dout)
-    check_array(grad, xt.grad.numpy(), "vjp of tanh(x @ a)", rtol=1e-6, atol=1e-9)
+    check_array(grad, want, "vjp of tanh(x @ a)", rtol=1e-6, atol=1e-9)
 
 
 def test_relative_error_matches_nnkit(ref):
@@ -163,17 +146,11 @@ def two_layer_problem(seed, n=6, d=4, h=7, c=3):
     return params, rng.normal(size=(n, d)), rng.integers(0, c, size=n)
 
 
-def gradient_errors(loss_fn, params, x, y):
-    _, grads = loss_fn(params, x, y)
-    return {name: rel_error(grads[name], numerical_grad(lambda _: loss_fn(params, x, y)[0], params[name]))
-            for name in params}
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_planted_bug_is_real_and_in_one_parameter(ref, seed):
     params, x, y = two_layer_problem(seed)
-    buggy = gradient_errors(ref["two_layer_loss"], params, x, y)
-    fixed = gradient_errors(ref["two_layer_loss_fixed"], params, x, y)
+    buggy = gradient_errors(lambda p: ref["two_layer_loss"](p, x, y), params)
+    fixed = gradient_errors(lambda p: ref["two_layer_loss_fixed"](p, x, y), params)
     assert all(err < 1e-7 for err in fixed.values()), fixed
     wrong = [name for name, err in buggy.items() if err > 1e-3]
     assert wrong == [ref["buggy_parameter"]()], buggy
@@ -188,19 +165,20 @@ def test_planted_bug_is_real_and_in_one_parameter(ref, seed):
 def test_two_layer_and_torch_gradients_match_autograd(ref, shape):
     n, d, h, c = shape
     rng = np.random.default_rng(n + d + h + c)
-    params = {"W1": rng.normal(size=(d, h)), "b1": rng.normal(size=h),
-              "W2": rng.normal(size=(h, c)), "b2": rng.normal(size=c)}
+    params = dict(zip(("W1", "b1", "W2", "b2"), normals(rng, (d, h), (h,), (h, c), (c,))))
     x, y = rng.normal(size=(n, d)), rng.integers(0, c, size=n)
-    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    scores = torch.relu(torch.from_numpy(x) @ tp["W1"] + tp["b1"]) @ tp["W2"] + tp["b2"]
-    expected = F.cross_entropy(scores, torch.from_numpy(y))
-    expected.backward()
+
+    def oracle(t):
+        scores = torch.relu(torch.from_numpy(x) @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"]
+        return F.cross_entropy(scores, torch.from_numpy(y))
+
+    expected, want = torch_autograd_named(oracle, params)
     loss, grads = ref["two_layer_loss_fixed"](params, x, y)
     from_torch = ref["torch_gradients"](params, x, y)
-    check_scalar(loss, expected.item(), "loss", rtol=1e-10)
+    check_scalar(loss, float(expected), "loss", rtol=1e-10)
     for name in params:
-        check_array(grads[name], tp[name].grad.numpy(), f"numpy {name}", dtype=np.float64, **TIGHT)
-        check_array(from_torch[name], tp[name].grad.numpy(), f"torch {name}", dtype=np.float64, **TIGHT)
+        check_array(grads[name], want[name], f"numpy {name}", dtype=np.float64, **TIGHT)
+        check_array(from_torch[name], want[name], f"torch {name}", dtype=np.float64, **TIGHT)
 
 
 def test_two_layer_net_is_affine_relu_affine(ref):
@@ -254,28 +232,3 @@ def test_train_weights_batches_by_size_and_is_reproducible(ref):
         model = ref["TwoLayerNet"](4, 5, 3)
         runs.append(ref["train"](model, x, y, torch.device("cpu"), epochs=3, lr=0.1, batch_size=3, seed=7))
     assert runs[0] == runs[1]
-
-
-def test_source_notebook_structure():
-    nb = nbformat.read(solution_notebook(ASSIGNMENT), as_version=4)
-    assert nb.metadata.kernelspec == {"display_name": "Python 3 (ipykernel)", "language": "python",
-                                      "name": "python3"}
-    ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells]
-    assert len(ids) == len(set(ids))
-    tests = [c for c in nb.cells if is_test_cell(c)]
-    assert 10 <= len(tests) <= 14
-    for cell in nb.cells:
-        meta = cell.metadata["nbgrader"]
-        assert meta["schema_version"] == 3
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
-        if meta["solution"]:
-            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
-            assert not meta["locked"]
-        else:
-            assert meta["locked"]
-    for cell in tests:
-        assert cell.metadata["nbgrader"]["grade_id"].startswith("test_")
-        assert 1 <= cell.metadata["nbgrader"]["points"] <= 3
-        if "### BEGIN HIDDEN TESTS" in cell.source:
-            assert cell.source.rstrip().endswith("### END HIDDEN TESTS")

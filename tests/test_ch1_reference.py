@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from oracles import normal_with_zeros, normals, torch_autograd, torch_autograd_named
+
 SHAPES = [(1,), (7,), (4, 5), (3, 2, 6)]
 RTOL, ATOL = 1e-12, 1e-14
 
@@ -17,20 +19,6 @@ RTOL, ATOL = 1e-12, 1e-14
 @pytest.fixture(scope="module")
 def ref(reference):
     return reference("ch1_activations")
-
-
-def _inputs(shape, seed, scale=3.0, zeros=0.2):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=shape) * scale
-    x[rng.random(shape) < zeros] = 0.0
-    return x, rng.normal(size=shape)
-
-
-def _torch_grad(fn, x, dout):
-    xt = torch.tensor(x, requires_grad=True)
-    yt = fn(xt)
-    yt.backward(torch.tensor(dout))
-    return yt.detach().numpy(), xt.grad.numpy()
 
 
 CASES = {  # id: (layer, keyword arguments, the same function in PyTorch)
@@ -49,8 +37,8 @@ CASES = {  # id: (layer, keyword arguments, the same function in PyTorch)
 @pytest.mark.parametrize("name", list(CASES))
 def test_elementwise_matches_torch(ref, name, shape):
     layer, kwargs, torch_fn = CASES[name]
-    x, dout = _inputs(shape, seed=len(name) * 100 + len(shape))
-    want_out, want_dx = _torch_grad(torch_fn, x, dout)
+    x, dout = normal_with_zeros(shape, seed=len(name) * 100 + len(shape))
+    want_out, (want_dx,) = torch_autograd(torch_fn, x, dout=dout)
     out, cache = ref[f"{layer}_forward"](x, **kwargs)
     assert out.dtype == np.float64 and out.shape == x.shape
     np.testing.assert_allclose(out, want_out, rtol=RTOL, atol=ATOL)
@@ -61,42 +49,37 @@ def test_elementwise_matches_torch(ref, name, shape):
 
 @pytest.mark.parametrize("n, d", [(1, 1), (5, 3), (32, 17)])
 def test_prelu_matches_torch(ref, n, d):
-    x, dout = _inputs((n, d), seed=n * d)
+    x, dout = normal_with_zeros((n, d), seed=n * d)
     alpha = np.random.default_rng(n + d).uniform(-0.5, 1.5, size=d)
-    xt = torch.tensor(x, requires_grad=True)
-    at = torch.tensor(alpha, requires_grad=True)
-    yt = F.prelu(xt, at)  # weight indexed along dim 1, the feature axis of an (N, D) input
-    yt.backward(torch.tensor(dout))
+    # the weight is indexed along dim 1, the feature axis of an (N, D) input
+    want_out, (want_dx, want_dalpha) = torch_autograd(F.prelu, x, alpha, dout=dout)
     out, cache = ref["prelu_forward"](x, alpha)
-    np.testing.assert_allclose(out, yt.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(out, want_out, rtol=RTOL, atol=ATOL)
     dx, dalpha = ref["prelu_backward"](dout, cache)
     assert dx.shape == (n, d) and dalpha.shape == (d,)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(dalpha, at.grad.numpy(), rtol=1e-11, atol=ATOL)
+    np.testing.assert_allclose(dx, want_dx, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(dalpha, want_dalpha, rtol=1e-11, atol=ATOL)
 
 
 @pytest.mark.parametrize("n, d, h", [(1, 1, 1), (4, 3, 5), (25, 10, 8)])
 def test_maxout_matches_torch(ref, n, d, h):
-    rng = np.random.default_rng(1000 + n)
-    arrays = {"x": rng.normal(size=(n, d)), "w1": rng.normal(size=(d, h)), "b1": rng.normal(size=h),
-              "w2": rng.normal(size=(d, h)), "b2": rng.normal(size=h)}
-    dout = rng.normal(size=(n, h))
-    ts = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()}
-    yt = torch.maximum(ts["x"] @ ts["w1"] + ts["b1"], ts["x"] @ ts["w2"] + ts["b2"])
-    yt.backward(torch.tensor(dout))
+    names = ["x", "w1", "b1", "w2", "b2"]
+    *values, dout = normals(np.random.default_rng(1000 + n), (n, d), (d, h), (h,), (d, h), (h,), (n, h))
+    arrays = dict(zip(names, values))
+    want_out, want = torch_autograd_named(
+        lambda t: torch.maximum(t["x"] @ t["w1"] + t["b1"], t["x"] @ t["w2"] + t["b2"]), arrays, dout=dout)
     out, cache = ref["maxout_forward"](**arrays)
-    np.testing.assert_allclose(out, yt.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(out, want_out, rtol=RTOL, atol=ATOL)
     grads = ref["maxout_backward"](dout, cache)
     assert len(grads) == 5
-    for name, got in zip(["x", "w1", "b1", "w2", "b2"], grads):
+    for name, got in zip(names, grads):
         assert got.shape == arrays[name].shape, name
-        np.testing.assert_allclose(got, ts[name].grad.numpy(), rtol=1e-11, atol=ATOL, err_msg=f"d{name}")
+        np.testing.assert_allclose(got, want[name], rtol=1e-11, atol=ATOL, err_msg=f"d{name}")
 
 
 def test_maxout_reduces_to_relu(ref):
     # Maxout with a zero second piece is ReLU(x W1 + b1), gradients included.
-    rng = np.random.default_rng(7)
-    x, w1, b1 = rng.normal(size=(6, 4)), rng.normal(size=(4, 3)), rng.normal(size=3)
+    x, w1, b1 = normals(np.random.default_rng(7), (6, 4), (4, 3), (3,))
     out, _ = ref["maxout_forward"](x, w1, b1, np.zeros((4, 3)), np.zeros(3))
     np.testing.assert_allclose(out, np.maximum(x @ w1 + b1, 0.0), rtol=RTOL, atol=ATOL)
 

@@ -11,20 +11,14 @@ import torch
 from sklearn.decomposition import PCA as SkPCA
 from sklearn.preprocessing import StandardScaler
 
+from oracles import data_matrix
+
 SHAPES = [(2, 1), (5, 3), (40, 7), (300, 16), (1438, 64)]
 
 
 @pytest.fixture(scope="module")
 def ref(reference):
     return reference("ch2_preprocessing")
-
-
-def _data(n, d, seed, const_col=False):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) * rng.uniform(0.5, 5.0) + rng.uniform(-20, 20, size=d)
-    if const_col:
-        x[:, -1] = 3.25
-    return x, rng.normal(size=(7, d)) * 4.0
 
 
 def _eig(x):
@@ -36,7 +30,7 @@ def _eig(x):
 
 @pytest.mark.parametrize("n, d", SHAPES, ids=str)
 def test_standardizer_matches_sklearn(ref, n, d):
-    x, x_new = _data(n, d, seed=n + d, const_col=True)
+    x, x_new = data_matrix(n, d, seed=n + d, constant_column=True)
     oracle = StandardScaler().fit(x)
     scaler = ref["Standardizer"]().fit(x)
     for data in (x, x_new):
@@ -73,7 +67,7 @@ def test_channels_match_torch(ref, shape):
 
 @pytest.mark.parametrize("n, d", SHAPES[1:], ids=str)
 def test_pca_matches_sklearn(ref, n, d):
-    x, x_new = _data(n, d, seed=10 * n + d)
+    x, x_new = data_matrix(n, d, seed=10 * n + d)
     sk = SkPCA().fit(x)
     flip = np.sign(sk.components_[np.arange(d), np.argmax(np.abs(sk.components_), axis=1)])
     pca = ref["PCA"]().fit(x)
@@ -92,7 +86,7 @@ def test_pca_matches_sklearn(ref, n, d):
 @pytest.mark.parametrize("method", ["pca", "zca"])
 @pytest.mark.parametrize("n, d", SHAPES[1:], ids=str)
 def test_whitening_gives_identity_covariance(ref, method, n, d):
-    x, _ = _data(n, d, seed=n * d)
+    x, _ = data_matrix(n, d, seed=n * d)
     z = ref["Whitener"](method, eps=0.0).fit_transform(x)
     assert z.dtype == np.float64 and z.shape == (n, d)
     np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-9)
@@ -101,7 +95,7 @@ def test_whitening_gives_identity_covariance(ref, method, n, d):
 
 @pytest.mark.parametrize("n, d", SHAPES[1:], ids=str)
 def test_whitening_matches_linalg_and_sklearn(ref, n, d):
-    x, x_new = _data(n, d, seed=n + 7 * d)
+    x, x_new = data_matrix(n, d, seed=n + 7 * d)
     lam, u = _eig(x)
     mu = x.mean(axis=0)
     eps = float(lam.mean() * 0.05)
@@ -117,7 +111,7 @@ def test_whitening_matches_linalg_and_sklearn(ref, n, d):
 
 
 def test_zca_is_closest_whitening(ref):
-    x, _ = _data(500, 6, seed=3)
+    x, _ = data_matrix(500, 6, seed=3)
     centred = x - x.mean(axis=0)
     dist = {m: np.mean(np.sum((ref["Whitener"](m, eps=0.0).fit_transform(x) - centred) ** 2, axis=1))
             for m in ("pca", "zca")}
@@ -127,7 +121,7 @@ def test_zca_is_closest_whitening(ref):
 
 
 def test_whitening_with_eps_on_singular_covariance(ref):
-    x, _ = _data(200, 5, seed=4, const_col=True)
+    x, _ = data_matrix(200, 5, seed=4, constant_column=True)
     lam, _ = _eig(x)
     assert lam[-1] < 1e-12
     for method in ("pca", "zca"):
@@ -138,7 +132,7 @@ def test_whitening_with_eps_on_singular_covariance(ref):
 
 @pytest.mark.parametrize("n, d", SHAPES, ids=str)
 def test_torch_transforms_match_numpy(ref, n, d):
-    x, x_new = _data(n, d, seed=n + 3 * d, const_col=True)
+    x, x_new = data_matrix(n, d, seed=n + 3 * d, constant_column=True)
     oracle = StandardScaler().fit(x)
     got_tr, got_te = ref["standardize_torch"](torch.from_numpy(x), torch.from_numpy(x_new))
     assert got_tr.dtype == torch.float64

@@ -14,23 +14,14 @@ import pytest
 import torch
 import torch.nn as nn
 
+from oracles import kurtosis, pooled
+
 LN10 = math.log(10)
 
 
 @pytest.fixture(scope="module")
 def ref(reference):
     return reference("ch3_initialization")
-
-
-def pooled(make, size, at_least=60000):
-    """Independent draws of one weight shape, concatenated until there are about at_least values."""
-    reps = max(1, math.ceil(at_least / size))
-    return np.concatenate([np.asarray(make(i), dtype=np.float64).ravel() for i in range(reps)])
-
-
-def kurtosis(w):
-    w = w - w.mean()
-    return float(np.mean(w ** 4) / np.mean(w ** 2) ** 2)
 
 
 SHAPES = [(3, 5), (128, 40), (7, 3, 5), (16, 3, 5, 5), (6, 2, 3, 1), (4, 2, 3, 3, 3), (1, 1)]

@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from autograder import sandbox
+from autograder.course import read_source
 from conftest import ROOT
 from hostile_corpus import ASSIGNMENT, build
 
@@ -30,8 +31,8 @@ def course(tmp_path_factory):
     for i in range(6):
         folder = submissions / f"student{i}" / ASSIGNMENT
         folder.mkdir(parents=True)
-        source = course / ASSIGNMENT / f"{ASSIGNMENT}.ipynb" if i % 2 else blank
-        nbformat.write(nbformat.read(source, as_version=4), folder / f"{ASSIGNMENT}.ipynb")
+        notebook = read_source(ASSIGNMENT, root=course) if i % 2 else nbformat.read(blank, as_version=4)
+        nbformat.write(notebook, folder / f"{ASSIGNMENT}.ipynb")
     return submissions, env, root
 
 

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from autograder.course import assignments
-from autograder.leaks import HIDDEN_TESTS_ONLY, find_leaks, secrets_of
-from conftest import ROOT, SOLUTIONS
+from autograder.leaks import HIDDEN_TEST_MARKERS, HIDDEN_TESTS_ONLY, find_leaks, secrets_of
+from conftest import ROOT, solution_notebook, write_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -20,9 +20,7 @@ pytestmark = pytest.mark.slow
 def graded(tmp_path_factory, released):
     subs = tmp_path_factory.mktemp("submissions")
     for a in assignments():
-        ref = subs / "reference" / a
-        ref.mkdir(parents=True)
-        shutil.copyfile(SOLUTIONS / a / f"{a}.ipynb", ref / f"{a}.ipynb")
+        write_notebook(solution_notebook(a), subs / "reference" / a / f"{a}.ipynb")
         blank = subs / "untouched" / a
         blank.mkdir(parents=True)
         shutil.copyfile(released / a / f"{a}.ipynb", blank / f"{a}.ipynb")
@@ -100,9 +98,9 @@ def test_feedback_is_written_and_shows_no_hidden_tests(graded):
         (s, a) for s in ("reference", "untouched") for a in assignments()} | {("renamed", assignments()[0])}
     for path in files:
         assignment = path.parent.name
-        hidden = secrets_of(SOLUTIONS / assignment, HIDDEN_TESTS_ONLY)
+        hidden = secrets_of(assignment, HIDDEN_TESTS_ONLY)
         assert hidden, f"{assignment} has no hidden tests"
-        leaks = find_leaks(path.read_text(), hidden, markers=("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"))
+        leaks = find_leaks(path.read_text(), hidden, markers=HIDDEN_TEST_MARKERS)
         assert not leaks, f"{path} shows hidden tests: {leaks[:3]}"
 
 
@@ -114,7 +112,7 @@ def test_feedback_on_an_unsolved_notebook_shows_no_solution_code(graded):
         sorted((out / "feedback" / "renamed").rglob("*.html"))
     assert len(files) == len(assignments()) + 1
     for path in files:
-        secrets = secrets_of(SOLUTIONS / path.parent.name)
+        secrets = secrets_of(path.parent.name)
         assert secrets
         leaks = find_leaks(path.read_text(), secrets)
         assert not leaks, f"{path} shows solution or hidden-test text: {leaks[:3]}"

@@ -6,7 +6,7 @@ import csv
 import pytest
 
 from autograder import sandbox
-from autograder.leaks import HIDDEN_TESTS_ONLY, find_leaks, secrets_of
+from autograder.leaks import HIDDEN_TEST_MARKERS, HIDDEN_TESTS_ONLY, find_leaks, secrets_of
 from conftest import ROOT
 from hostile_corpus import ASSIGNMENT, FULL, _cases, run_corpus
 
@@ -60,11 +60,11 @@ def test_exploits_that_fool_nbgrader_in_the_kernel_are_reported(corpus):
 
 def test_feedback_shows_no_hidden_tests_and_stays_small(corpus):
     _, _, out, _ = corpus
-    hidden = secrets_of(out.parent / "solutions" / ASSIGNMENT, HIDDEN_TESTS_ONLY)
+    hidden = secrets_of(ASSIGNMENT, HIDDEN_TESTS_ONLY, root=out.parent / "solutions")
     assert hidden
     files = list((out / "feedback").rglob("*.html"))
     assert len(files) >= 20
     for path in files:
         text = path.read_text(errors="replace")
-        assert not find_leaks(text, hidden, markers=("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")), path
+        assert not find_leaks(text, hidden, markers=HIDDEN_TEST_MARKERS), path
         assert len(text) < 5_000_000, f"{path} is {len(text)} bytes"

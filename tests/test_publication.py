@@ -6,40 +6,35 @@ import zipfile
 
 import pytest
 
-from autograder.course import assignments
-from autograder.leaks import find_leaks, secrets_of
-from conftest import ROOT, SOLUTIONS
+from autograder.course import PRIVATE_REGIONS, assignments
+from autograder.leaks import HIDDEN_TESTS_ONLY, course_secrets, find_leaks, secrets_of
+from conftest import ROOT, solution_notebook
 
 BUILD = ROOT / "_build" / "html"
 
 
 def all_secrets() -> set[str]:
-    secrets = set()
-    for a in assignments():
-        secrets |= secrets_of(SOLUTIONS / a)
-    return secrets
+    return set().union(*course_secrets().values())
 
 
 def test_every_assignment_has_private_text_to_protect():
     for a in assignments():
-        assert len(secrets_of(SOLUTIONS / a)) >= 10, f"{a}: too few solution/hidden lines found"
+        assert len(secrets_of(a)) >= 10, f"{a}: too few solution/hidden lines found"
 
 
 @pytest.mark.parametrize("assignment", assignments())
 def test_the_scan_finds_private_text_in_rendered_html(assignment):
     """The scanner sees through syntax highlighting: a source notebook rendered to HTML the way
     the book and the feedback are rendered is caught, solutions and hidden tests alike."""
-    import nbformat
     from nbconvert import HTMLExporter
 
-    from autograder.leaks import HIDDEN_TESTS_ONLY
-
-    nb = nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
+    nb = solution_notebook(assignment)
+    delimiters = tuple(PRIVATE_REGIONS) + tuple(PRIVATE_REGIONS.values())
     for cell in nb.cells:  # drop the markers: the body alone must be enough to be caught
-        cell.source = "\n".join(l for l in cell.source.splitlines() if "BEGIN " not in l and "END " not in l)
+        cell.source = "\n".join(l for l in cell.source.splitlines() if not any(d in l for d in delimiters))
     html, _ = HTMLExporter().from_notebook_node(nb)
-    assert len(find_leaks(html, secrets_of(SOLUTIONS / assignment), markers=())) >= 10
-    assert find_leaks(html, secrets_of(SOLUTIONS / assignment, HIDDEN_TESTS_ONLY), markers=())
+    assert len(find_leaks(html, secrets_of(assignment), markers=())) >= 10
+    assert find_leaks(html, secrets_of(assignment, HIDDEN_TESTS_ONLY), markers=())
 
 
 def test_student_notebooks_hold_no_solution_or_hidden_test(released):
