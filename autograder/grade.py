@@ -10,6 +10,7 @@ disagree, and other notes) and ``OUT/feedback/<student>/<assignment>/<notebook>.
 import csv
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import queue
@@ -22,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
-import nnkit
 from nbgrader.api import Gradebook
 from tqdm import tqdm
 
@@ -323,7 +323,8 @@ def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | N
 # Everything besides the submission and the assignment that can change a grade: the grader's
 # code, the helper package every test calls (its tolerances), and the packages that run or
 # grade the notebooks.
-GRADER_FILES = sorted(Path(__file__).parent.glob("*.py")) + sorted(Path(nnkit.__file__).parent.glob("*.py"))
+NNKIT = Path(importlib.util.find_spec("nnkit").submodule_search_locations[0])  # found, not imported
+GRADER_FILES = sorted(Path(__file__).parent.glob("*.py")) + sorted(NNKIT.glob("*.py"))
 GRADING_PACKAGES = ("nbgrader", "nbclient", "nbconvert", "nbformat", "ipykernel", "jupyter_client",
                     "jupytext", "numpy", "scipy", "torch", "scikit-learn", "mnist1d")
 

@@ -13,6 +13,7 @@ def __tnn_install(rpc_dir):
     import json
     import os
     import pickle
+    import sys
     import time
 
     import numpy
@@ -40,14 +41,11 @@ def __tnn_install(rpc_dir):
             key = f"a{len(arrays)}"
             arrays[key] = numpy.array(value)
             return {"$npscalar": key}
-        try:
-            import torch
-            if isinstance(value, torch.Tensor):
-                key = f"a{len(arrays)}"
-                arrays[key] = value.detach().cpu().numpy()
-                return {"$tensor": key}
-        except ImportError:
-            pass
+        torch = sys.modules.get("torch")  # no tensor exists before torch is imported
+        if torch is not None and isinstance(value, torch.Tensor):
+            key = f"a{len(arrays)}"
+            arrays[key] = value.detach().cpu().numpy()
+            return {"$tensor": key}
         if type(value) in (list, tuple):
             return {"$" + type(value).__name__: [encode(v, arrays) for v in value]}
         if type(value) is dict and all(type(k) in (str, int) for k in value):

@@ -23,6 +23,7 @@ import os
 import pickle
 import queue
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -223,8 +224,9 @@ class Bridge:
     def _encode(self, value, arrays, objects):
         """This process's values, for the student's side. Callables stay here (the student's
         code calls them back); other objects travel pickled, one way only."""
-        import torch
-
+        # A tensor can exist here only once torch has been imported (a test cell did it):
+        # a test without tensors does not pay for the import.
+        torch = sys.modules.get("torch")
         if value is None or isinstance(value, (bool, str)) or type(value) is int:
             return value
         if isinstance(value, float):
@@ -237,7 +239,7 @@ class Bridge:
             key = f"a{len(arrays)}"
             arrays[key] = np.array(value)
             return {"$npscalar": key}
-        if isinstance(value, torch.Tensor):
+        if torch is not None and isinstance(value, torch.Tensor):
             key = f"a{len(arrays)}"
             arrays[key] = value.detach().cpu().numpy()
             return {"$tensor": key}
@@ -249,7 +251,8 @@ class Bridge:
             return {"$" + type(value).__name__: [self._encode(v, arrays, objects) for v in value]}
         if type(value) is dict and all(type(k) in (str, int) for k in value):
             return {"$dict": [[k, self._encode(v, arrays, objects)] for k, v in value.items()]}
-        if callable(value) and not isinstance(value, (type, torch.nn.Module)):
+        if callable(value) and not isinstance(value, type) and not (
+                torch is not None and isinstance(value, torch.nn.Module)):
             callback_id = len(self.callbacks) + 1
             self.callbacks[callback_id] = value
             return {"$callback": callback_id}

@@ -2,16 +2,16 @@
 
 import os
 
-import torch
 
-
-def pick_device(prefer: str | None = None) -> torch.device:
+def pick_device(prefer: str | None = None) -> "torch.device":
     """Return the device a training loop should use.
 
     Order: the ``prefer`` argument, then the ``NNKIT_DEVICE`` environment variable
     (e.g. ``cpu`` to force the CPU on a GPU machine), then CUDA, then Apple's MPS,
     then the CPU. Graders and CI have no GPU, so every notebook must also run on "cpu".
     """
+    import torch  # here, not at the top: `import nnkit` stays cheap where only the checks are used
+
     choice = prefer or os.environ.get("NNKIT_DEVICE")
     if choice:
         device = torch.device(choice)
