@@ -261,8 +261,6 @@ class Bridge:
 
     def _decode(self, node, arrays):
         """The student's answer as plain data; anything else becomes an opaque handle."""
-        import torch
-
         if node is None or isinstance(node, (bool, str)) or type(node) is int:
             return node
         if isinstance(node, list):
@@ -279,6 +277,8 @@ class Bridge:
             if kind == "$npscalar":
                 return array[()] if array.ndim == 0 else array
             if kind == "$tensor":
+                import torch  # only answers that hold tensors need it
+
                 return torch.from_numpy(np.array(array))
             return np.array(array)
         if kind in ("$list", "$tuple"):
