@@ -144,7 +144,7 @@ def trusted_recheck(root, assignment, student, config, runtime, args, sandboxed)
             for grade in nb.grades:
                 # auto_score None: nbgrader's own run never got to this cell
                 in_kernel = float(grade.score or 0.0) if grade.auto_score is not None else None
-                verdict = verdicts.get(grade.name, Verdict(Outcome.NOT_RUN, "not re-checked"))
+                verdict = verdicts.get(grade.name, Verdict(Outcome.FAILED, "not re-checked"))
                 test = TestResult(grade.name, float(grade.max_score), verdict, in_kernel)
                 grade.auto_score = test.points
                 grade.manual_score = None
