@@ -27,11 +27,10 @@ from nbgrader.api import Gradebook
 from tqdm import tqdm
 
 from . import collect, sandbox
-from .course import COURSE_ID, ROOT, SAFE_ID, assignment_files, assignments, notebooks, write_source_notebooks
+from .course import COURSE_ID, ROOT, SAFE_ID, assignment_files, assignments, notebooks
 from .leaks import HIDDEN_TEST_MARKERS, HIDDEN_TESTS_ONLY, find_leaks, secrets_of
 from .release import generate
-from .result import Outcome, Status, SubmissionResult, TestResult, Verdict
-from .worker import RESULT
+from .result import RESULT_FILE, Outcome, Status, SubmissionResult, TestResult, Verdict
 
 GRADES_HEADER = ("student_id", "assignment_id", "score", "max_score", "status")
 TESTS_HEADER = ("student_id", "assignment_id", "test_id", "points", "max_points", "reason")
@@ -194,7 +193,9 @@ class Batch:
                        renamed: dict[str, str]) -> None:
         if course.exists():
             shutil.rmtree(course)
-        write_source_notebooks(course / "source", [assignment])
+        # The batch's template already generated the assignment's source folder: copied, not
+        # converted again for every submission.
+        shutil.copytree(self.work / "template" / "source" / assignment, course / "source" / assignment)
         shutil.copyfile(self.work / "template" / "gradebook.db", course / "gradebook.db")
         submitted = course / "submitted" / student / assignment
         submitted.mkdir(parents=True)
@@ -221,7 +222,7 @@ class Batch:
                 raise
             finally:
                 self.uids.put(uid)
-        report = course / RESULT
+        report = course / RESULT_FILE
         if not report.exists():
             tail = (stderr or "").strip().splitlines()[-1:] or ["no output"]
             return None, f"the grader stopped unexpectedly ({tail[0][:200]})"

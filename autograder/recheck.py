@@ -45,14 +45,15 @@ PASSED_THROUGH = {cls.__name__: cls for cls in (
     KeyError, RuntimeError, NotImplementedError, OverflowError)}
 
 
-def _strip_magics(source: str) -> str:
+def strip_magics(source: str) -> str:
+    """A cell's source as plain Python: IPython magics and shell lines blanked."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
 def defined_names(source: str) -> set[str]:
     """Top-level names a cell defines (functions, classes, assigned variables; not imports)."""
     try:
-        tree = ast.parse(_strip_magics(source))
+        tree = ast.parse(strip_magics(source))
     except (SyntaxError, ValueError):  # ValueError: a NUL character in the source
         return set()
     names = set()
@@ -68,7 +69,7 @@ def defined_names(source: str) -> set[str]:
 
 def used_names(source: str) -> set[str]:
     try:
-        tree = ast.parse(_strip_magics(source))
+        tree = ast.parse(strip_magics(source))
     except (SyntaxError, ValueError):
         return set()
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
@@ -327,7 +328,7 @@ class RemoteObject:
 def _run_local(source: str, namespace: dict) -> Verdict:
     """Run trusted code here."""
     try:
-        code = compile(_strip_magics(source), "<test cell>", "exec")
+        code = compile(strip_magics(source), "<test cell>", "exec")
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             exec(code, namespace)
     except StudentCodeError as exc:

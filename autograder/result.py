@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
+RESULT_FILE = "result.json"  # in the submission's course folder
+
 
 class Status(str, Enum):
     """A row of grades.csv."""

@@ -29,10 +29,10 @@ from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, GetGrades
 
-from .course import nbgrader_config, notebooks, read_source
+from .course import nbgrader_config
 from .feedback import SanitizeFeedback
 from .recheck import exercise_api, recheck
-from .result import Outcome, Step, SubmissionResult, TestResult, Verdict
+from .result import RESULT_FILE, Outcome, Step, SubmissionResult, TestResult, Verdict
 from .sandbox import SandboxedBlockingKernelManager, SandboxedKernelManager
 
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     runtime = Path(tempfile.mkdtemp(prefix="tnn-"))  # short: Unix socket paths are limited to 107 bytes
     config = nbgrader_config(root, root / "source", cell_timeout=args.cell_timeout)
     config.GenerateFeedback.preprocessors = [GetGrades, SanitizeFeedback, CSSHTMLHeaderPreprocessor]
-    config.SanitizeFeedback.result_path = str(root / RESULT)
+    config.SanitizeFeedback.result_path = str(root / RESULT_FILE)
     submitted = root / "submitted" / student / assignment
     if sandboxed:
         default = Autograde.class_traits()["autograde_preprocessors"].make_dynamic_default()
@@ -88,15 +88,12 @@ def main(argv=None) -> int:
             result.steps.append(Step("recheck", True))
         except Exception as exc:
             result.steps.append(Step("recheck", False, f"{type(exc).__name__}: {exc}"))
-    result.save(root / RESULT)  # the feedback shows the re-check's verdicts
+    result.save(root / RESULT_FILE)  # the feedback shows the re-check's verdicts
     if result.step("recheck") and result.step("recheck").success:
         result.steps.append(_step("feedback", api.generate_feedback(assignment, student, force=True)))
-        result.save(root / RESULT)
+        result.save(root / RESULT_FILE)
     shutil.rmtree(runtime, ignore_errors=True)
     return 0 if all(step.success for step in result.steps) else 1
-
-
-RESULT = "result.json"
 
 
 def _step(name: str, outcome: dict) -> Step:
@@ -115,7 +112,10 @@ def trusted_recheck(root, assignment, student, config, runtime, args, sandboxed)
     """Run the tests again outside the student's process and make the gradebook agree."""
     autograded = root / "autograded" / student / assignment
     verdicts = {}
-    for name in notebooks(assignment):
+    # The source notebooks nbgrader graded with (generated into the course folder by grade.py):
+    # the re-check asks for the same exercise, whatever happens to solutions/ meanwhile.
+    for source in sorted((root / "source" / assignment).glob("*.ipynb")):
+        name = source.stem
         notebook = nbformat.read(autograded / f"{name}.ipynb", as_version=4)
         scratch = root / "recheck" / name
         if scratch.exists():
@@ -134,7 +134,7 @@ def trusted_recheck(root, assignment, student, config, runtime, args, sandboxed)
         else:
             def factory():
                 return KernelManager(kernel_name="python3")
-        verdicts.update(recheck(notebook, exercise_api(read_source(assignment, name)), scratch, factory,
+        verdicts.update(recheck(notebook, exercise_api(nbformat.read(source, as_version=4)), scratch, factory,
                                 cell_timeout=args.cell_timeout))
     tests = []
     db = f"sqlite:///{root / 'gradebook.db'}"

@@ -15,6 +15,7 @@ import nbformat
 import pytest
 
 from autograder.course import is_test_cell, read_source
+from autograder.recheck import strip_magics
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -40,9 +41,7 @@ def _definitions(assignment: str) -> dict:
     for cell in solution_notebook(assignment).cells:
         if cell.cell_type != "code" or is_test_cell(cell):
             continue
-        source = "\n".join(line for line in cell.source.splitlines()
-                           if not line.lstrip().startswith(("%", "!")))
-        tree = ast.parse(source)
+        tree = ast.parse(strip_magics(cell.source))
         tree.body = [node for node in tree.body if _is_definition(node)]
         exec(compile(tree, f"<{assignment}>", "exec"), namespace)
     return namespace

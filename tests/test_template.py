@@ -17,7 +17,7 @@ import yaml
 from autograder.course import (BEGIN_HIDDEN_TESTS, BEGIN_SOLUTION, END_HIDDEN_TESTS, END_SOLUTION, assignments,
                                is_test_cell, nbgrader_meta, read_source, write_source)
 from autograder.feedback import without_hidden_tests
-from autograder.recheck import defined_names, used_names
+from autograder.recheck import defined_names, strip_magics, used_names
 from conftest import ROOT, SOLUTIONS
 
 STUB = "raise NotImplementedError()"
@@ -28,10 +28,6 @@ NONE_RETURNING = {"print", "check_array", "check_scalar", "check_close", "check_
 CATCHES_STUB = {None, "Exception", "BaseException", "RuntimeError", "NotImplementedError"}
 
 ASSIGNMENTS = assignments()
-
-
-def code(source: str) -> str:
-    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
 
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
@@ -59,7 +55,7 @@ def test_intro_and_setup_come_first(source):
         f"{assignment}: the first cell is the intro, a markdown cell with the exercise's title"
     assert setup.cell_type == "code" and nbgrader_meta(setup).get("locked"), \
         f"{assignment}: the second cell is the locked setup cell"
-    assert any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.parse(code(setup.source)).body)
+    assert any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.parse(strip_magics(setup.source)).body)
     assert nb.metadata.kernelspec.name == "python3"
 
 
@@ -102,7 +98,7 @@ def test_test_cells_have_points(source):
 
 
 def _ends_in_a_value(source: str) -> bool:
-    body = ast.parse(code(source)).body
+    body = ast.parse(strip_magics(source)).body
     if not body or not isinstance(body[-1], ast.Expr):
         return False
     call = body[-1].value
@@ -123,7 +119,7 @@ def test_no_test_cell_swallows_a_failure(source):
     it, in order) must raise."""
     assignment, nb = source
     for cell in filter(is_test_cell, nb.cells):
-        for node in ast.walk(ast.parse(code(cell.source))):
+        for node in ast.walk(ast.parse(strip_magics(cell.source))):
             if not isinstance(node, ast.Try):
                 continue
             for handler in node.handlers:
