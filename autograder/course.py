@@ -126,6 +126,14 @@ def nbgrader_meta(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
+# A provided cell a student may skip (a figure, a printed table): no other cell may depend on it.
+OPTIONAL_TAG = "optional"
+
+
+def is_optional(cell) -> bool:
+    return OPTIONAL_TAG in cell.get("metadata", {}).get("tags", [])
+
+
 def is_test_cell(cell) -> bool:
     """A graded test cell: nbgrader's ``grade`` without ``solution`` (an autograded code cell)."""
     meta = nbgrader_meta(cell)

@@ -20,6 +20,12 @@ def _fail(name: str, problem: str, hint: str | None) -> None:
     raise AssertionError(message)
 
 
+def _exact(value) -> str:
+    """A number as Python writes it back (all the digits it needs): two values that differ
+    never print alike, whatever NumPy's print options are."""
+    return repr(float(value)) if np.isrealobj(value) else repr(complex(value))
+
+
 def _describe(value) -> str:
     kind = type(value)
     return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
@@ -55,8 +61,8 @@ def check_array(got, expected, name: str, *, rtol: float = 1e-6, atol: float = 1
         diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
         where = np.unravel_index(int(np.argmax(diff)), diff.shape)
         where_text = tuple(int(i) for i in where)
-        _fail(name, f"values differ: largest difference {diff[where]:.3g} at index {where_text} "
-                    f"(got {got[where]:.6g}, expected {expected[where]:.6g}); "
+        _fail(name, f"values differ: largest difference {_exact(diff[where])} at index {where_text} "
+                    f"(got {_exact(got[where])}, expected {_exact(expected[where])}); "
                     f"{int((diff > atol + rtol * np.abs(expected)).sum())} of {got.size} entries are off "
                     f"(rtol={rtol:g}, atol={atol:g})", hint)
 
@@ -76,8 +82,8 @@ def check_scalar(got, expected: float, name: str, *, rtol: float = 1e-6, atol: f
     if not np.isfinite(value):
         _fail(name, f"got {value}", hint or "look for exp of a large number, log of 0 or a division by 0")
     if not np.isclose(value, expected, rtol=rtol, atol=atol):
-        _fail(name, f"got {value:.8g}, expected {expected:.8g} "
-                    f"(difference {abs(value - expected):.3g}; rtol={rtol:g}, atol={atol:g})", hint)
+        _fail(name, f"got {_exact(value)}, expected {_exact(expected)} "
+                    f"(difference {_exact(abs(value - expected))}; rtol={rtol:g}, atol={atol:g})", hint)
 
 
 def check_close(got, expected, name: str, *, rtol: float = 1e-6, atol: float = 1e-8,
@@ -110,6 +116,6 @@ def check_grad(analytic, numeric, name: str, *, tol: float = 1e-7, hint: str | N
         diff = np.abs(analytic - numeric)
         where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
         _fail(name, f"relative error {err:.2e} against the numerical gradient (should be below {tol:.0e}); "
-                    f"worst entry at index {where}: analytic {analytic[where]:.6g}, "
-                    f"numerical {numeric[where]:.6g}", hint or
+                    f"worst entry at index {where}: analytic {_exact(analytic[where])}, "
+                    f"numerical {_exact(numeric[where])}", hint or
               "check each local derivative and that you multiply by the upstream gradient")

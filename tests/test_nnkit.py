@@ -46,6 +46,33 @@ def test_check_scalar():
     fails_with("expected 2", check_scalar, 2.1, 2.0, "loss")
 
 
+def test_failure_messages_show_values_that_differ_in_the_last_digit():
+    """With NumPy printing 4 digits, or rounding to 6, values one rounding error apart would
+    look equal in the message."""
+    saved = np.get_printoptions()
+    np.set_printoptions(precision=4)
+    try:
+        message = fails_with("values differ", check_array, np.array([1.0, 2.0 + 1e-12]), np.array([1.0, 2.0]),
+                             "x", rtol=0, atol=0)
+        assert "got 2.000000000001, expected 2.0" in message and "1.000088900582341e-12" in message, message
+        fails_with("got 0.30000000000000004, expected 0.3", check_scalar, 0.1 + 0.2, 0.3, "s",
+                             rtol=0, atol=0)
+        analytic = np.array([1.0, 1.0 + 1e-6])
+        fails_with("analytic 1.000001, numerical 1.0", check_grad, analytic, np.ones(2), "g", tol=1e-9)
+    finally:
+        np.set_printoptions(**saved)
+
+
+def test_import_nnkit_gives_the_data_module_without_importing_torch():
+    """The notebooks call nnkit.data.load_mnist1d() after a plain `import nnkit`."""
+    import subprocess
+    import sys
+
+    code = "import sys, nnkit; nnkit.data.load_mnist1d; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_check_close_refuses_broadcasting():
     check_close(np.float64(3.0), 3.0, "x")
     fails_with("expected shape (3,), got (1,)", check_close, np.ones(1), np.ones(3), "x")

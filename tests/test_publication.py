@@ -93,3 +93,11 @@ def test_pen_and_paper_solutions_are_not_published(book_pages):
     for path in book_pages:
         leaks = find_leaks(path.read_text(errors="replace"), set(solutions), markers=())
         assert not leaks, f"{path.relative_to(BUILD)} shows a pen-and-paper solution: {leaks[:2]}"
+
+
+def test_readme_student_setup_installs_jupyter():
+    """The wheel brings no notebook interface: the students' install line must."""
+    readme = (ROOT / "README.md").read_text()
+    students = readme[readme.index("## Students"):]
+    install = next(line for line in students.splitlines() if line.startswith("pip install nnkit-"))
+    assert any(front_end in install.split() for front_end in ("jupyterlab", "notebook")), install

@@ -4,7 +4,9 @@ structure. Parametrized over the assignments, so a new chapter is checked by add
 A source opens with an intro cell and a setup cell; each solution cell has its regions and
 becomes a stub for the student; each test cell has points, ends in no displayed value, and
 swallows no failure; every solution cell is reached by at least one test, so that its stub
-fails a test (the grading suite then proves that the untouched notebook scores zero). Each
+fails a test (the grading suite then proves that the untouched notebook scores zero). A cell
+that only shows something is tagged `optional`, and nothing depends on it (the nbval run moves
+those cells to the end, which proves it by execution; the check here names the cell). Each
 chapter has its page, its table-of-contents entries, its README row and its reference tests.
 """
 
@@ -15,7 +17,7 @@ import pytest
 import yaml
 
 from autograder.course import (BEGIN_HIDDEN_TESTS, BEGIN_SOLUTION, END_HIDDEN_TESTS, END_SOLUTION, assignments,
-                               is_test_cell, nbgrader_meta, read_source, write_source)
+                               is_optional, is_test_cell, nbgrader_meta, read_source, write_source)
 from autograder.feedback import without_hidden_tests
 from autograder.recheck import defined_names, strip_magics, used_names
 from conftest import ROOT, SOLUTIONS
@@ -151,6 +153,51 @@ def test_every_solution_cell_is_reached_by_a_test(source):
             names = defined_names(cell.source)
             assert names & reached, f"{assignment}: no test calls anything {cell.metadata.nbgrader['grade_id']} " \
                                     f"defines ({sorted(names)})"
+
+
+def _bound_names(source: str) -> set[str]:
+    """Names a cell binds at top level: imports, definitions, assignments, loop variables."""
+    names = set(defined_names(source))
+    for node in ast.parse(strip_magics(source)).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.For, ast.With)):
+            targets = [node.target] if isinstance(node, ast.For) else [i.optional_vars for i in node.items]
+            names |= {n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def test_cells_that_only_show_something_are_optional(source):
+    """A provided cell that draws a figure is tagged `optional`; solution and test cells never are."""
+    assignment, nb = source
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type != "code":
+            continue
+        if is_optional(cell):
+            assert meta.get("locked") and not meta.get("grade") and not meta.get("solution"), \
+                f"{assignment}: {meta['grade_id']} is tagged optional but is a solution or test cell"
+        elif not meta.get("grade") and not meta.get("solution"):
+            assert "plt.show()" not in cell.source, \
+                f"{assignment}: {meta['grade_id']} draws a figure: tag it `optional` (and move what it defines " \
+                "that other cells need into a cell that is not)"
+
+
+def test_no_cell_needs_a_name_only_an_optional_cell_binds(source):
+    """After "Restart & Run All" without the optional cells, every name a cell uses is bound."""
+    assignment, nb = source
+    bound, optional_only = set(), {}
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        grade_id = nbgrader_meta(cell)["grade_id"]
+        if is_optional(cell):
+            optional_only.update({n: grade_id for n in _bound_names(cell.source) - bound})
+            continue
+        needed = (used_names(cell.source) - _bound_names(cell.source) - {"_"}) & optional_only.keys()
+        assert not needed, f"{assignment}: {grade_id} uses " + ", ".join(
+            f"{n} (bound only in the optional cell {optional_only[n]})" for n in sorted(needed))
+        bound |= _bound_names(cell.source)
+        for name in _bound_names(cell.source):
+            optional_only.pop(name, None)
 
 
 def test_each_chapter_has_page_toc_readme_row_and_reference_tests():
