@@ -30,6 +30,9 @@ def main(argv=None) -> int:
                     help="seconds per notebook, all cells and the re-check together (default 900)")
     gr.add_argument("--unsafe-no-sandbox", action="store_true",
                     help="run student code without the sandbox (only where bubblewrap cannot run)")
+    gr.add_argument("--assignments", type=lambda text: [a for a in text.split(",") if a],
+                    help="comma-separated assignment ids to grade; a student without one gets a "
+                         "'missing' row (default: the assignments anyone handed in)")
     gr.add_argument("--quiet", action="store_true", help="no progress bar")
 
     args = parser.parse_args(argv)
@@ -48,7 +51,7 @@ def main(argv=None) -> int:
         return 0
 
     from .collect import SubmissionsError
-    from .grade import SandboxUnavailable, Settings, grade
+    from .grade import SandboxUnavailable, Settings, UnknownAssignment, grade
     from .result import Status
     if args.unsafe_no_sandbox:
         print("WARNING: --unsafe-no-sandbox: student code runs unsandboxed, with this user's rights, "
@@ -56,8 +59,8 @@ def main(argv=None) -> int:
     try:
         rows = grade(args.submissions, args.out, jobs=args.jobs,
                      settings=Settings(args.cell_timeout, args.notebook_timeout, not args.unsafe_no_sandbox),
-                     progress=not args.quiet)
-    except (SandboxUnavailable, SubmissionsError, FileNotFoundError) as exc:
+                     progress=not args.quiet, assignment_ids=args.assignments)
+    except (SandboxUnavailable, SubmissionsError, FileNotFoundError, UnknownAssignment) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     count = {status: sum(r.status is status for r in rows) for status in Status}

@@ -58,8 +58,25 @@ class SanitizeFeedback(NbGraderPreprocessor):
             grade_id = cell.metadata.nbgrader.get("grade_id")
             if grade_id in self._verdicts:
                 verdict = self._verdicts[grade_id]
-                said = (verdict.outcome.value if verdict.outcome is Outcome.PASSED else
-                        f"{verdict.outcome.value}: {verdict.reason}")
+                shown = {error_summary(o) for o in cell.get("outputs", []) if o.get("output_type") == "error"}
+                if verdict.outcome is Outcome.PASSED:
+                    said = verdict.outcome.value
+                elif verdict.reason in shown:  # the message is right above: not twice
+                    said = f"{verdict.outcome.value}, with the error shown above"
+                else:
+                    said = f"{verdict.outcome.value}: {verdict.reason}"
                 cell.outputs.append(new_output("stream", name="stdout", text=(
                     f"[grader] Re-checked outside your notebook: {said}\n")))
         return cell, resources
+
+
+# nbgrader's template names every test "Test cell" in the score summary and lets long lines
+# of output run off the page.
+_SUMMARY_LINK = re.compile(r'<a href="#([A-Za-z0-9_.-]+)">Test cell</a>')
+_WRAP_OUTPUT = "<style>pre { white-space: pre-wrap; overflow-wrap: anywhere; }</style>\n</head>"
+
+
+def finish_html(html: str) -> str:
+    """The rendered feedback, with each test named in the summary and long lines wrapped."""
+    html = _SUMMARY_LINK.sub(lambda m: f'<a href="#{m[1]}"><code>{m[1]}</code></a>', html)
+    return html.replace("</head>", _WRAP_OUTPUT, 1)

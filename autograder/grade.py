@@ -1,10 +1,11 @@
-"""Grade a class: every student's submission of every assignment, one row each.
+"""Grade a class: every student's submission of every assignment handed in, one row each.
 
 A broken submission (corrupt JSON, wrong file name, a kernel that dies or hangs) is reported
-in its own row; the rest of the class is still graded. The batch is written to
-``OUT/grades.csv`` (one row per student and assignment), ``OUT/tests.csv`` (one row per test
-cell), ``OUT/integrity.csv`` (where nbgrader's in-kernel verdict and the trusted re-check
-disagree, and other notes) and ``OUT/feedback/<student>/<assignment>/<notebook>.html``.
+in its own row; the rest of the class is still graded; a damaged notebook (cells deleted,
+moved, duplicated, retyped) is first put back in the exercise's shape (``repair.py``). The
+batch is written to ``OUT/grades.csv`` (one row per student and assignment), ``OUT/tests.csv``
+(one row per test cell), ``OUT/integrity.csv`` (tests that passed in the student's kernel and
+failed the trusted re-check, and notes) and ``OUT/feedback/<student>/<assignment>/<notebook>.html``.
 """
 
 import csv
@@ -28,14 +29,23 @@ from tqdm import tqdm
 
 from . import collect, sandbox
 from .course import COURSE_ID, ROOT, SAFE_ID, assignment_files, assignments, notebooks
+from .feedback import finish_html
 from .leaks import HIDDEN_TEST_MARKERS, HIDDEN_TESTS_ONLY, find_leaks, secrets_of
 from .release import generate
+from .repair import Unrecognizable, rebuild
 from .result import RESULT_FILE, Outcome, Status, SubmissionResult, TestResult, Verdict
 
 GRADES_HEADER = ("student_id", "assignment_id", "score", "max_score", "status")
 TESTS_HEADER = ("student_id", "assignment_id", "test_id", "points", "max_points", "reason")
 INTEGRITY_HEADER = ("student_id", "assignment_id", "test_id", "in_kernel_points", "trusted_points",
                     "note")
+
+
+RECHECK_GAVE_MORE = "passed in the trusted re-check; the notebook's own run of this test failed"
+
+
+def _recheck_gave_more(test: TestResult) -> bool:
+    return test.in_kernel_points is not None and test.in_kernel_points < test.points
 
 
 @dataclass
@@ -61,14 +71,19 @@ class Row:
 
     def test_rows(self):
         return [(self.student_id, self.assignment_id, t.test_id, _num(t.points), _num(t.max_points),
-                 _one_line(t.verdict.reason)) for t in self.tests]
+                 _one_line(t.verdict.reason or (RECHECK_GAVE_MORE if _recheck_gave_more(t) else "")))
+                for t in self.tests]
 
     def integrity_rows(self):
-        """Tests where nbgrader's in-kernel verdict and the trusted re-check disagree, then notes."""
+        """Tests that passed in the student's kernel and failed the trusted re-check (what
+        tampering with the kernel looks like), then notes. The other way round — the re-check
+        passing a test the notebook's own run failed — is not the student's doing: tests.csv
+        says so in the test's row."""
         rows = [(self.student_id, self.assignment_id, t.test_id, _num(t.in_kernel_points), _num(t.points),
                  _one_line(t.verdict.reason or t.verdict.outcome.value))
-                for t in self.tests if t.in_kernel_points is not None and t.in_kernel_points != t.points]
+                for t in self.tests if t.in_kernel_points is not None and t.in_kernel_points > t.points]
         return rows + [(self.student_id, self.assignment_id, "", "", "", note) for note in self.notes]
+
 
     def to_json(self) -> dict:
         return {"student_id": self.student_id, "assignment_id": self.assignment_id,
@@ -100,12 +115,12 @@ class Settings:
 class Batch:
     """One grading run: a template gradebook shared read-only, a folder per submission."""
 
-    def __init__(self, submissions: Path, out: Path, settings: Settings):
+    def __init__(self, submissions: Path, out: Path, settings: Settings, assignment_ids: list[str]):
         self.submissions = submissions
         self.out = out
         self.settings = settings
         self.work = out / ".work"
-        self.assignments = assignments()
+        self.assignments = assignment_ids
         self.max_scores: dict[str, float] = {}
         self.tests: dict[str, list[tuple[str, float]]] = {}
         # A student's feedback may show their own code, never the hidden tests.
@@ -168,7 +183,10 @@ class Batch:
                 return error(f"{name} is not a valid notebook ({problem})")
 
         course = self.work / "courses" / f"{student}--{assignment}"
-        self._set_up_course(course, folder, student, assignment, renamed)
+        try:
+            repairs = self._set_up_course(course, folder, student, assignment, renamed)
+        except Unrecognizable as exc:
+            return error(str(exc))
         try:
             result, problem = self._run_worker(course, student, assignment)
         except subprocess.TimeoutExpired:
@@ -182,7 +200,7 @@ class Batch:
                         f"({', '.join(stopped[:3])}{', ...' if len(stopped) > 3 else ''})")
                   if stopped else row(Status.GRADED))
         graded.tests = result.tests
-        graded.notes = [f"notebook handed in as {old!r}" for old in renamed]
+        graded.notes = [f"notebook handed in as {old!r}" for old in renamed] + repairs
         autograde = result.step("autograde")
         if autograde and not autograde.success:
             # The re-check graded the notebook; the instructor still hears why nbgrader stopped.
@@ -190,7 +208,8 @@ class Batch:
         return graded
 
     def _set_up_course(self, course: Path, folder: Path, student: str, assignment: str,
-                       renamed: dict[str, str]) -> None:
+                       renamed: dict[str, str]) -> list[str]:
+        """The submission's own course folder; returns what had to be repaired in its notebooks."""
         if course.exists():
             shutil.rmtree(course)
         # The batch's template already generated the assignment's source folder: copied, not
@@ -202,6 +221,23 @@ class Batch:
         for item in folder.iterdir():
             if item.is_file() and not item.is_symlink():
                 shutil.copyfile(item, submitted / renamed.get(item.name, item.name))
+        notes = []
+        for name in notebooks(assignment):
+            path = submitted / f"{name}.ipynb"
+            released = nbformat.read(self.work / "template" / "release" / assignment / f"{name}.ipynb",
+                                     as_version=4)
+            try:
+                nb, repairs = rebuild(nbformat.read(path, as_version=4), released)
+            except Unrecognizable as exc:
+                raise Unrecognizable(f"{name}.ipynb: {exc}") from None
+            if repairs:  # an intact notebook is graded byte for byte as handed in
+                # The student reads in the feedback what was done to the notebook before grading.
+                nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+                    "**Grader's note.** Before grading, your notebook was put back into the "
+                    "exercise's shape:\n" + "".join(f"\n* {r}" for r in repairs)))
+                nbformat.write(nb, path)
+                notes += [f"{name}.ipynb: {r}" for r in repairs]
+        return notes
 
     def _run_worker(self, course: Path, student: str, assignment: str) -> str | None:
         """Autograde in a subprocess; returns a reason when it did not complete."""
@@ -239,14 +275,14 @@ class Batch:
 
     def _publish_feedback(self, course: Path, student: str, assignment: str) -> None:
         for html in (course / "feedback" / student / assignment).glob("*.html"):
-            leaks = find_leaks(html.read_text(errors="replace"), self.hidden[assignment],
-                               markers=HIDDEN_TEST_MARKERS)
+            text = finish_html(html.read_text(errors="replace"))
+            leaks = find_leaks(text, self.hidden[assignment], markers=HIDDEN_TEST_MARKERS)
             if leaks:
                 # Never publish private text, even if the sanitizer missed a path.
                 raise RuntimeError(f"feedback for {student}/{assignment} would leak: {leaks[:3]}")
             target = self.out / "feedback" / student / assignment / html.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(html, target)
+            target.write_text(text)
 
 
 def _unreadable(path: Path) -> str | None:
@@ -281,9 +317,26 @@ class SandboxUnavailable(RuntimeError):
     pass
 
 
+class UnknownAssignment(ValueError):
+    pass
+
+
+def handed_in(submissions: Path) -> list[str]:
+    """The course's assignments that at least one student's folder holds, in course order."""
+    present = {p.name for student in submissions.iterdir() if student.is_dir() for p in student.iterdir()
+               if p.is_dir()}
+    return [a for a in assignments() if a in present]
+
+
 def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | None = None,
-          progress: bool = True) -> list[Row]:
+          progress: bool = True, assignment_ids: list[str] | None = None) -> list[Row]:
+    """Grade every student for ``assignment_ids`` (default: the assignments anyone handed in,
+    so that chapters not yet released get no rows of zeros)."""
     settings = settings or Settings()
+    unknown = [a for a in assignment_ids or [] if a not in assignments()]
+    if unknown:
+        raise UnknownAssignment(f"no assignment {', '.join(unknown)} in this course "
+                                f"(it has {', '.join(assignments())})")
     if not submissions.exists():
         raise FileNotFoundError(f"submissions not found: {submissions}")
     if settings.sandbox:
@@ -297,7 +350,11 @@ def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | N
     for name in skipped:
         print(f"skipped {name}: not <student>_<notebook>.ipynb for a notebook of this course",
               file=sys.stderr)
-    batch = Batch(submissions, out, settings)
+    chosen = assignment_ids or handed_in(submissions)
+    if not chosen:
+        raise UnknownAssignment(f"no submission of any assignment of this course in {submissions} "
+                                f"(folders named {', '.join(assignments())})")
+    batch = Batch(submissions, out, settings, [a for a in assignments() if a in chosen])
     for slot in range(max(1, jobs)):
         batch.uids.put(61000 + slot)
     batch.prepare()

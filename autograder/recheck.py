@@ -93,6 +93,7 @@ class Bridge:
         self.callbacks: dict[int, object] = {}
         self.served: set[str] = set()
         self.count = 0
+        self.calls: list[tuple[list, dict]] = []  # the arguments of the calls under way
 
     # -- executing code in the kernel ---------------------------------------------------
     def execute(self, code: str, timeout: float | None = None) -> str | None:
@@ -151,18 +152,25 @@ class Bridge:
     def request(self, target: dict, op: str, **fields):
         self.count += 1
         stem = f"r{self.count}"
-        arrays, objects = {}, []
+        arrays, objects, memo = {}, [], {}
         message = {"target": target, "op": op}
         for key, value in fields.items():
-            message[key] = self._encode(value, arrays, objects)
+            message[key] = self._encode(value, arrays, objects, memo)
         self._write(stem + ".req", message, arrays, objects)
-        error = self.execute(f"__tnn_serve({stem!r})")
+        arguments = [fields.get("args", []), fields.get("kwargs", {})]
+        self.calls.append(arguments)
+        try:
+            error = self.execute(f"__tnn_serve({stem!r})")
+        finally:
+            self.calls.pop()
         result_path = self.rpc_dir / f"{stem}.res.json"
         if error or not result_path.exists():
             raise StudentCodeError(error or "the student's kernel gave no answer")
         response, arrays = self._read(stem + ".res")
         if not isinstance(response, dict) or "ok" not in response:
             raise StudentCodeError("the student's kernel gave a malformed answer")
+        if op == "call" and "arguments_after" in response:
+            self._write_back_arguments(arguments, response["arguments_after"], arrays)
         if not response["ok"]:
             kind = str(response.get("error_type", "Error"))
             text = f"{kind}: {response.get('error', '')}"
@@ -211,6 +219,10 @@ class Bridge:
             arrays_out, objects = {}, []
             try:
                 message, arrays = self._read(stem + ".req")
+                if self.calls and "arguments_after" in message:
+                    # The test's function sees the arguments as the student's code has left
+                    # them so far (a closure reading the array being probed).
+                    self._write_back_arguments(self.calls[-1], message["arguments_after"], arrays)
                 function = self.callbacks[int(message["callback"])]
                 args = self._decode(message["args"], arrays)
                 kwargs = self._decode(message["kwargs"], arrays)
@@ -221,20 +233,90 @@ class Bridge:
                 response = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             self._write(stem + ".res", response, arrays_out, [])
 
+    # -- what the student's code did to its arguments ---------------------------------------
+    def _write_back_arguments(self, arguments, nodes, arrays):
+        """``arguments`` is [args, kwargs] of a call, ``nodes`` what became of them."""
+        if not (isinstance(nodes, list) and len(nodes) == 2):
+            raise StudentCodeError("malformed answer from the student's kernel")
+        for original, node in zip(arguments, nodes):
+            self._write_back(original, node, arrays)
+
+    def _write_back(self, original, node, arrays):
+        """Give the test's argument ``original`` the state the student's code left its copy in
+        (``node``, from the kernel driver's ``after``): arrays and tensors are written in place,
+        dicts and lists entry by entry, a module's parameters and buffers copied in. Returns
+        the value a container should hold (a new object where the type or shape changed)."""
+        if node == {"$same": 0}:
+            return original
+        if not isinstance(node, dict) or len(node) != 1:
+            return self._decode(node, arrays)
+        (kind, payload), = node.items()
+        torch = sys.modules.get("torch")
+        is_tensor = torch is not None and isinstance(original, torch.Tensor)
+        if kind == "$state" and torch is not None and isinstance(original, torch.nn.Module):
+            if not isinstance(payload, list):
+                raise StudentCodeError("malformed answer from the student's kernel")
+            state = original.state_dict(keep_vars=True)
+            with torch.no_grad():
+                for name, value_node in payload:
+                    value = self._decode(value_node, arrays)
+                    target = state.get(name) if isinstance(name, str) else None
+                    if target is not None and isinstance(value, torch.Tensor) and value.shape == target.shape:
+                        target.copy_(value.to(target.dtype))
+            return original
+        if kind in ("$array", "$tensor", "$npscalar") and (isinstance(original, np.ndarray) or is_tensor):
+            value = self._decode(node, arrays)
+            if is_tensor:
+                value = torch.as_tensor(np.asarray(value)) if not isinstance(value, torch.Tensor) else value
+                if value.shape == original.shape:
+                    with torch.no_grad():
+                        original.copy_(value.to(original.dtype))
+                    return original
+                return value
+            value = np.asarray(value)
+            if value.shape == original.shape and original.flags.writeable:
+                original[...] = value
+                return original
+            return value
+        if kind == "$dict" and type(original) is dict and isinstance(payload, list):
+            kept = set()
+            for pair in payload:
+                if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) in (str, int)):
+                    raise StudentCodeError("malformed answer from the student's kernel")
+                key, child = pair
+                kept.add(key)
+                original[key] = (self._write_back(original[key], child, arrays) if key in original
+                                 else self._decode(child, arrays))
+            for key in [k for k in original if k not in kept]:
+                del original[key]
+            return original
+        if kind in ("$list", "$tuple") and type(original) in (list, tuple) and isinstance(payload, list):
+            items = [self._write_back(original[i], child, arrays) if i < len(original)
+                     else self._decode(child, arrays) for i, child in enumerate(payload)]
+            if type(original) is list:
+                original[:] = items
+            return original
+        return self._decode(node, arrays)
+
     # -- data across the boundary -------------------------------------------------------
-    def _encode(self, value, arrays, objects):
+    def _encode(self, value, arrays, objects, memo=None):
         """This process's values, for the student's side. Callables stay here (the student's
-        code calls them back); other objects travel pickled, one way only."""
+        code calls them back); other objects travel pickled, one way only. ``memo`` gives an
+        array passed twice one key, so that it is one array on the other side too."""
         # A tensor can exist here only once torch has been imported (a test cell did it):
         # a test without tensors does not pay for the import.
         torch = sys.modules.get("torch")
+        memo = {} if memo is None else memo
         if value is None or isinstance(value, (bool, str)) or type(value) is int:
             return value
         if isinstance(value, float):
             return {"$float": repr(float(value))}
+        if id(value) in memo and isinstance(value, np.ndarray | getattr(torch, "Tensor", np.ndarray)):
+            return memo[id(value)]
         if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
             key = f"a{len(arrays)}"
             arrays[key] = value
+            memo[id(value)] = {"$array": key}
             return {"$array": key}
         if isinstance(value, np.generic) and value.dtype.kind in "biufc":
             key = f"a{len(arrays)}"
@@ -243,15 +325,16 @@ class Bridge:
         if torch is not None and isinstance(value, torch.Tensor):
             key = f"a{len(arrays)}"
             arrays[key] = value.detach().cpu().numpy()
+            memo[id(value)] = {"$tensor": key}
             return {"$tensor": key}
         if isinstance(value, RemoteObject):
             if value._bridge is not self or value._target.get("handle") is None:
                 raise TypeError("a proxy of another kernel cannot be passed here")
             return {"$handle": value._target["handle"]}
         if type(value) in (list, tuple):
-            return {"$" + type(value).__name__: [self._encode(v, arrays, objects) for v in value]}
+            return {"$" + type(value).__name__: [self._encode(v, arrays, objects, memo) for v in value]}
         if type(value) is dict and all(type(k) in (str, int) for k in value):
-            return {"$dict": [[k, self._encode(v, arrays, objects)] for k, v in value.items()]}
+            return {"$dict": [[k, self._encode(v, arrays, objects, memo)] for k, v in value.items()]}
         if callable(value) and not isinstance(value, type) and not (
                 torch is not None and isinstance(value, torch.nn.Module)):
             callback_id = len(self.callbacks) + 1

@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from autograder.course import write_source
 
 ASSIGNMENT = "toy"
-FULL = 6.0
+FULL = 7.0
 
 
 def _meta(**kw):
@@ -56,6 +56,35 @@ SOLUTION_MEAN = '''def mean_value(x):
     average_of_all_entries = float(np.mean(x))
     return average_of_all_entries
     ### END SOLUTION'''
+
+SOLUTION_PROBE = '''def central_difference(f, x, i, h):
+    """(f(x + h e_i) - f(x - h e_i)) / (2h); x is changed in place while probing and restored exactly."""
+    ### BEGIN SOLUTION
+    saved_entry_of_x = x[i]
+    x[i] = saved_entry_of_x + h
+    value_above = f(x)
+    x[i] = saved_entry_of_x - h
+    value_below = f(x)
+    x[i] = saved_entry_of_x
+    return (value_above - value_below) / (2 * h)
+    ### END SOLUTION'''
+
+# A provided cell right before a test cell: nbgrader's own repair of a deleted test cell fails there.
+PROVIDED_PROBE = '''def sum_of_cubes(z):
+    return float(np.sum(z ** 3))'''
+
+TEST_PROBE = '''x = np.array([0.1, 0.7, 1.3])
+x_before = x.copy()
+check_scalar(central_difference(sum_of_cubes, x, 1, 1e-5), 3 * 0.7 ** 2, "central difference of sum(x**3)",
+             rtol=1e-8)
+assert np.array_equal(x, x_before), f"x was not restored: largest change {np.max(np.abs(x - x_before))!r}"
+### BEGIN HIDDEN TESTS
+hidden_x_for_probe = np.random.default_rng(13).normal(size=5)
+hidden_x_before = hidden_x_for_probe.copy()
+check_scalar(central_difference(sum_of_cubes, hidden_x_for_probe, 3, 1e-5), 3 * hidden_x_before[3] ** 2,
+             "central difference (random)", rtol=1e-6)
+assert np.array_equal(hidden_x_for_probe, hidden_x_before), "x was not restored (random)"
+### END HIDDEN TESTS'''
 
 TEST_SCALE = '''check_array(scale(np.array([1.0, -2.0]), 3.0), np.array([3.0, -6.0]), "scale([1, -2], 3)")
 ### BEGIN HIDDEN TESTS
@@ -98,6 +127,9 @@ def source_notebook():
         new_code_cell(TEST_SQUARE, metadata=_meta(grade=True, locked=True, points=3, grade_id="test_square")),
         new_code_cell(SOLUTION_MEAN, metadata=_meta(solution=True, grade_id="mean")),
         new_code_cell(TEST_MEAN, metadata=_meta(grade=True, locked=True, points=1, grade_id="test_mean")),
+        new_code_cell(SOLUTION_PROBE, metadata=_meta(solution=True, grade_id="probe")),
+        new_code_cell(PROVIDED_PROBE, metadata=_meta(locked=True, grade_id="probe_function")),
+        new_code_cell(TEST_PROBE, metadata=_meta(grade=True, locked=True, points=1, grade_id="test_probe")),
     ]
     return nb
 
@@ -331,19 +363,19 @@ def scale(x, factor):
 def square_forward(x):
     return (x * x).astype(np.float32), x
 def square_backward(dout, cache):
-    return (2.0 * cache * dout).astype(np.float32)'''), 1, what="float32 arrays where float64 is expected"),
+    return (2.0 * cache * dout).astype(np.float32)'''), 2, what="float32 arrays where float64 is expected"),
         Case("broadcasting_shape", "reference", lambda nb: set_solutions(nb, scale='''
 def scale(x, factor):
     return (np.asarray(x) * factor).reshape(1, -1)''', square='''
 def square_forward(x):
     return np.mean(x * x, keepdims=True), x
 def square_backward(dout, cache):
-    return 2.0 * cache * dout'''), 1, what="wrong shapes that broadcast against the expected result"),
+    return 2.0 * cache * dout'''), 2, what="wrong shapes that broadcast against the expected result"),
         Case("nan_outputs", "reference", lambda nb: set_solutions(nb, scale='''
 def scale(x, factor):
     return np.full(np.shape(x), np.nan)''', mean='''
 def mean_value(x):
-    return float("nan")'''), 3, what="NaN results"),
+    return float("nan")'''), 4, what="NaN results"),
         Case("harmless_warning", "reference", lambda nb: set_solutions(nb, scale='''
 import warnings
 def scale(x, factor):
@@ -363,8 +395,92 @@ class Liar(float):
 ''', scale="def scale(x, factor): return [0.0] * len(x)",
             square="def square_forward(x): return 'out', 'cache'\ndef square_backward(dout, cache): return {'dx': 0}",
             mean="def mean_value(x): return Liar(3.0 + 1e-3)"), 0, what="lists, strings, dicts and a float subclass that claims equality"),
+        # -- honest mistakes: the re-check must agree with the notebook, and report no one --
+        Case("restores_by_arithmetic", "reference", lambda nb: set_cell(nb, "probe", '''
+def central_difference(f, x, i, h):
+    x[i] += h
+    value_above = f(x)
+    x[i] -= 2 * h
+    value_below = f(x)
+    x[i] += h          # leaves x[i] off by a rounding error
+    return (value_above - value_below) / (2 * h)'''), FULL - 1,
+             what="restores x by arithmetic, off by rounding (fails in the notebook and in the re-check)"),
+        # -- damaged notebooks: graded on their code as if the course's cells were intact --
+        Case("reference_tests_deleted", "reference", _delete_tests, FULL,
+             what="the reference solution with every test cell deleted (one follows a provided cell)"),
+        Case("provided_cell_deleted", "reference", lambda nb: _delete(nb, "probe_function", "setup"), FULL,
+             what="the setup cell and a provided function deleted"),
+        Case("duplicated_answer_cell", "reference", _duplicate_scale_wrong_first, FULL,
+             what="an answer cell duplicated: a wrong first copy, the corrected copy after it"),
+        Case("duplicated_test_cell", "reference", _duplicate_tests, FULL,
+             what="every test cell duplicated (never more than the maximum)"),
+        Case("moved_cells", "reference", _move_answers_to_the_end, FULL,
+             what="answer cells moved below their tests"),
+        Case("retyped_answer_cell", "reference", lambda nb: _strip_metadata(nb, "square"), FULL,
+             what="an answer cell deleted and retyped as a new cell (no course metadata)"),
+        Case("fresh_notebook", "reference", _fresh_notebook, FULL,
+             what="the answers pasted into a new notebook without any course cell"),
+        Case("answer_cell_deleted", "reference", lambda nb: _delete(nb, "mean"), FULL - 1,
+             what="an answer cell deleted, its function nowhere"),
+        Case("unrelated_notebook", "reference",
+             lambda nb: new_notebook(cells=[new_markdown_cell("# my notes"), new_code_cell("print(1)")]),
+             0, "error", what="a notebook with nothing of the exercise in it"),
         Case("honest", "reference", lambda nb: nb, FULL, what="the reference solution, graded in the same batch"),
     ]
+
+
+def set_cell(nb, grade_id, source):
+    nb.cells[solution_index(nb, grade_id)].source = source
+    return nb
+
+
+def _delete(nb, *grade_ids):
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in grade_ids]
+    return nb
+
+
+def _copy_cell(cell):
+    """A copy of a cell, as Jupyter makes one: with a cell id of its own."""
+    duplicate = copy.deepcopy(cell)
+    duplicate["id"] = f"copy-{cell['id']}"
+    return duplicate
+
+
+def _duplicate_scale_wrong_first(nb):
+    i = solution_index(nb, "scale")
+    wrong = _copy_cell(nb.cells[i])
+    wrong.source = FAKE_SCALE
+    nb.cells.insert(i, wrong)
+    return nb
+
+
+def _duplicate_tests(nb):
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            cells.append(_copy_cell(cell))
+    nb.cells = cells
+    return nb
+
+
+def _move_answers_to_the_end(nb):
+    answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    nb.cells = [c for c in nb.cells if not c.metadata.get("nbgrader", {}).get("solution")] + answers
+    return nb
+
+
+def _strip_metadata(nb, grade_id):
+    cell = nb.cells[solution_index(nb, grade_id)]
+    cell.metadata.pop("nbgrader")
+    cell.source = "\n".join(line for line in cell.source.splitlines() if "SOLUTION" not in line)
+    return nb
+
+
+def _fresh_notebook(nb):
+    answers = [c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    return new_notebook(cells=[new_code_cell("import numpy as np")] + [new_code_cell(a) for a in answers],
+                        metadata={"kernelspec": nb.metadata["kernelspec"]})
 
 
 def _delete_tests(nb):

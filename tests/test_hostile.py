@@ -68,3 +68,50 @@ def test_feedback_shows_no_hidden_tests_and_stays_small(corpus):
         text = path.read_text(errors="replace")
         assert not find_leaks(text, hidden, markers=HIDDEN_TEST_MARKERS), path
         assert len(text) < 5_000_000, f"{path} is {len(text)} bytes"
+
+
+HONEST = ("honest", "restores_by_arithmetic", "reference_tests_deleted", "provided_cell_deleted",
+          "duplicated_answer_cell", "duplicated_test_cell", "moved_cells", "retyped_answer_cell",
+          "fresh_notebook", "answer_cell_deleted")
+
+
+def test_honest_students_are_not_reported_as_tampering(corpus):
+    """A mistake that fails in the notebook fails in the re-check too (the code changed its
+    argument in place, the test sees it), and a repaired notebook is graded, not suspected."""
+    _, _, _, integrity = corpus
+    flagged = {r["student_id"] for r in integrity if r["test_id"]}
+    assert not flagged & {name.replace("_", "-") for name in HONEST}, integrity
+
+
+def test_repairs_are_reported_to_the_instructor(corpus):
+    _, _, _, integrity = corpus
+    notes = {}
+    for r in integrity:
+        if not r["test_id"]:
+            notes.setdefault(r["student_id"], []).append(r["note"])
+    expected = {"reference-tests-deleted": "restored: test_scale", "provided-cell-deleted": "restored: setup",
+                "duplicated-answer-cell": "duplicated", "duplicated-test-cell": "counted once",
+                "moved-cells": "order", "retyped-answer-cell": "without the course's metadata",
+                "fresh-notebook": "without the course's metadata", "answer-cell-deleted": "unanswered: mean"}
+    for student, fragment in expected.items():
+        assert any(fragment in n for n in notes.get(student, [])), (student, notes.get(student))
+    assert "honest" not in notes and "restores-by-arithmetic" not in notes
+
+
+def test_the_feedback_tells_the_student_what_was_repaired(corpus):
+    _, _, out, _ = corpus
+    html = (out / "feedback" / "moved-cells" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "Grader&#39;s note" in html or "Grader's note" in html
+    assert "put back in the exercise" in html
+    honest = (out / "feedback" / "honest" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "note.</strong> Before grading" not in honest
+
+
+def test_feedback_names_each_test_says_each_message_once_and_wraps_long_lines(corpus):
+    _, _, out, _ = corpus
+    html = (out / "feedback" / "restores-by-arithmetic" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert ">Test cell<" not in html
+    for test_id in ("test_scale", "test_square", "test_mean", "test_probe"):
+        assert f'<a href="#{test_id}"><code>{test_id}</code></a>' in html, test_id
+    assert "failed, with the error shown above" in html
+    assert "white-space: pre-wrap" in html

@@ -130,3 +130,33 @@ def test_a_new_package_version_regrades(tmp_path, monkeypatch):
     monkeypatch.setattr(grade.importlib.metadata, "version",
                         lambda name: "0.0-other" if name == "numpy" else real(name))
     assert grade.fingerprint(batch, "ada", assignment) != before
+
+
+def _grade(root, submissions, out, *extra):
+    return subprocess.run([sys.executable, "-m", "autograder", "grade", str(submissions), "--out", str(out),
+                           "--quiet", "--unsafe-no-sandbox", *extra], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, COURSE_SOLUTIONS=str(root)), timeout=300)
+
+
+def test_grades_csv_holds_the_assignments_handed_in_or_those_named(course, tmp_path):
+    """A chapter nobody has handed in yet gets no rows of zeros, unless the instructor names it."""
+    import csv
+
+    submissions = tmp_path / "submissions"
+    (submissions / "ann" / EARLIER).mkdir(parents=True)
+    (submissions / "ann" / EARLIER / f"{EARLIER}.ipynb").write_text('{"cells": [')  # an error row: no kernel
+    (submissions / "bob").mkdir()
+
+    def rows(out):
+        with open(out / "grades.csv", newline="") as f:
+            return {(r["student_id"], r["assignment_id"]): r["status"].split(":")[0] for r in csv.DictReader(f)}
+
+    proc = _grade(course, submissions, tmp_path / "present")
+    assert proc.returncode == 0, proc.stderr
+    assert rows(tmp_path / "present") == {("ann", EARLIER): "error", ("bob", EARLIER): "missing"}
+    proc = _grade(course, submissions, tmp_path / "named", "--assignments", f"{EARLIER},{LATER}")
+    assert proc.returncode == 0, proc.stderr
+    assert rows(tmp_path / "named") == {("ann", EARLIER): "error", ("bob", EARLIER): "missing",
+                                        ("ann", LATER): "missing", ("bob", LATER): "missing"}
+    proc = _grade(course, submissions, tmp_path / "unknown", "--assignments", "ch9_nothing")
+    assert proc.returncode == 2 and "no assignment ch9_nothing" in proc.stderr and EARLIER in proc.stderr
