@@ -253,7 +253,9 @@ class Bridge:
         (kind, payload), = node.items()
         torch = sys.modules.get("torch")
         is_tensor = torch is not None and isinstance(original, torch.Tensor)
-        if kind == "$state" and torch is not None and isinstance(original, torch.nn.Module):
+        if kind == "$state" and not (torch is not None and isinstance(original, torch.nn.Module)):
+            return original  # only a module of the test's has parameters to receive
+        if kind == "$state":
             if not isinstance(payload, list):
                 raise StudentCodeError("malformed answer from the student's kernel")
             state = original.state_dict(keep_vars=True)

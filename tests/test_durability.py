@@ -13,7 +13,7 @@ import pytest
 from autograder import sandbox
 from autograder.course import read_source
 from conftest import ROOT
-from hostile_corpus import ASSIGNMENT, build
+from hostile_corpus import ASSIGNMENT, FULL, build
 
 STUDENTS = 6
 pytestmark = [pytest.mark.slow,
@@ -51,7 +51,7 @@ def test_kill_and_rerun_give_the_grades_deserved_once_each(course):
     reuses the stored results and writes the same file."""
     submissions, env, root = course
     expected = "student_id,assignment_id,score,max_score,status\n" + "".join(
-        f"student{i},{ASSIGNMENT},{6 if i % 2 else 0},6,graded\n" for i in range(STUDENTS))
+        f"student{i},{ASSIGNMENT},{FULL if i % 2 else 0:g},{FULL:g},graded\n" for i in range(STUDENTS))
 
     out = root / "killed"
     proc = grade(submissions, out, env)

@@ -154,3 +154,20 @@ def test_unchanged_arguments_cost_no_copy_back(student, bridge):
     assert state["v"] is v
     answer = json.loads(sorted(bridge.rpc_dir.glob("r*.res.json"))[-1].read_text())
     assert answer["arguments_after"] == [{"$same": 0}, {"$same": 0}]
+
+
+def test_a_module_the_students_code_made_stays_in_its_kernel(student):
+    """A model made by the student's code comes back as a handle; passing it to another of the
+    student's functions changes nothing on the test's side, and is not an error."""
+    pytest.importorskip("torch")
+    make, train = student('''
+import torch
+def make():
+    return torch.nn.Linear(2, 1)
+def train(model, x):
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    return float(model(torch.as_tensor(x)).sum() - model.bias.sum())
+''', "make", "train")
+    model = make()
+    assert train(model, np.ones((1, 2), dtype=np.float32)) == pytest.approx(2.0)
