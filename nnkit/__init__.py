@@ -10,7 +10,7 @@ It never contains the solution of an exercise.
 from . import data
 from .device import pick_device
 from .gradcheck import grad_check, numerical_grad, numerical_grad_array, rel_error
-from .testing import check_array, check_close, check_grad, check_scalar
+from .testing import check_array, check_close, check_grad, check_raises, check_scalar
 
 __all__ = [
     "data",
@@ -22,6 +22,7 @@ __all__ = [
     "check_array",
     "check_close",
     "check_grad",
+    "check_raises",
     "check_scalar",
 ]
 __version__ = "0.1.0"

@@ -97,6 +97,20 @@ def check_close(got, expected, name: str, *, rtol: float = 1e-6, atol: float = 1
     check_array(got_arr, exp_arr, name, rtol=rtol, atol=atol, hint=hint)
 
 
+def check_raises(call, expected: type[BaseException], name: str, *, hint: str | None = None) -> None:
+    """Check that ``call()`` raises ``expected`` (bad input gets a clear error): not another
+    exception, and not a normal return. A stub's ``NotImplementedError`` says "not implemented"."""
+    try:
+        call()
+    except expected:
+        return
+    except NotImplementedError:
+        _fail(name, "is not implemented yet", hint)
+    except Exception as err:
+        _fail(name, f"should raise {expected.__name__}, got {type(err).__name__}: {err}", hint)
+    _fail(name, f"should raise {expected.__name__}, but it returned", hint)
+
+
 def check_grad(analytic, numeric, name: str, *, tol: float = 1e-7, hint: str | None = None) -> None:
     """Compare an analytic gradient with a numerical one by relative error.
 

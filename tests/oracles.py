@@ -100,3 +100,25 @@ def kurtosis(w):
     """Sample kurtosis E[(w - mean)^4] / var^2: 3 for a normal distribution, 1.8 for a uniform one."""
     w = w - w.mean()
     return float(np.mean(w ** 4) / np.mean(w ** 2) ** 2)
+
+
+def sgd_epoch_losses(model, optimizer, x, y, *, epochs, batch_size, seed):
+    """The course's training recipe written out with torch, as the oracle of the train functions:
+    each epoch visits the examples in the order of ``torch.randperm`` drawn from one CPU
+    generator seeded with ``seed``, takes one optimizer step on the mean cross-entropy of each
+    minibatch, and reports the example-weighted mean of the minibatch losses."""
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for _ in range(epochs):
+        order, total = torch.randperm(len(x), generator=generator), 0.0
+        for start in range(0, len(x), batch_size):
+            idx = order[start:start + batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        history.append(total / len(x))
+    return history

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from oracles import normal_with_zeros, normals, torch_autograd, torch_autograd_named
+from oracles import normal_with_zeros, normals, sgd_epoch_losses, torch_autograd, torch_autograd_named
 
 SHAPES = [(1,), (7,), (4, 5), (3, 2, 6)]
 RTOL, ATOL = 1e-12, 1e-14
@@ -99,12 +99,19 @@ def test_elu_no_overflow(ref):
     np.testing.assert_allclose(out, [-1.5, 0.0, 1000.0])
 
 
-@pytest.mark.parametrize("name", ["sigmoid_forward", "tanh_forward", "relu_forward",
-                                  "leaky_relu_forward", "elu_forward"])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "leaky_relu", "elu"])
 def test_float32_kept(ref, name):
+    # float32 in, float32 out, in the forward and the backward pass; values as PyTorch in float32.
+    layer, kwargs, torch_fn = CASES[name if name in CASES else f"{name}_default"]
     x = np.linspace(-3, 3, 13, dtype=np.float32)
-    out, _ = ref[name](x)
-    assert out.dtype == np.float32
+    dout = np.random.default_rng(3).normal(size=13).astype(np.float32)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    torch_fn(xt).backward(torch.from_numpy(dout))
+    out, cache = ref[f"{layer}_forward"](x, **kwargs)
+    dx = ref[f"{layer}_backward"](dout, cache)
+    assert out.dtype == np.float32 and dx.dtype == np.float32
+    np.testing.assert_allclose(out, torch_fn(torch.from_numpy(x)).numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_dead_unit_fraction(ref):
@@ -134,3 +141,42 @@ def test_monitor_records_and_removes(ref):
         model(torch.randn(5, 3))
     assert monitor.history() == {"1": [0.5, 0.5]}
     assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_monitor_uses_the_given_measure(ref):
+    # The monitor applies the measure it is given to each (N, H) NumPy output, in order.
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 5), nn.Tanh())
+    batches = [torch.randn(2, 3), torch.randn(6, 3)]
+    seen = []
+    monitor = ref["DeadUnitMonitor"](model, layer_types=(nn.ReLU, nn.Tanh),
+                                     measure=lambda h: seen.append(h) or float(h.sum()))
+    with torch.no_grad():
+        for b in batches:
+            model(b)
+    monitor.remove()
+    with torch.no_grad():
+        want = {"1": [float(model[:2](b).sum()) for b in batches], "3": [float(model(b).sum()) for b in batches]}
+    got = monitor.history()
+    assert sorted(got) == ["1", "3"]
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-6)
+    assert all(isinstance(h, np.ndarray) and h.ndim == 2 for h in seen)
+    assert [h.shape for h in seen] == [(2, 4), (2, 5), (6, 4), (6, 5)]
+
+
+def test_train_mlp_matches_a_pytorch_run(ref):
+    """train_mlp follows the stated recipe: same losses, accuracy and parameters as a run written here."""
+    from nnkit.data import load_mnist1d
+
+    got = ref["train_mlp"]("tanh", lr=0.1, epochs=2, device="cpu", seed=3, batch_size=300)
+    x_train, y_train, x_test, y_test = map(torch.from_numpy, load_mnist1d())
+    model = ref["make_mlp"]("tanh", 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    losses = sgd_epoch_losses(model, opt, x_train, y_train, epochs=2, batch_size=300, seed=3)
+    np.testing.assert_allclose(got["loss_history"], losses, rtol=1e-5)
+    with torch.no_grad():
+        acc = (model(x_test).argmax(1) == y_test).float().mean().item()
+    assert abs(got["test_accuracy"] - acc) < 1e-6
+    for name, tensor in model.state_dict().items():
+        np.testing.assert_allclose(got["state_dict"][name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-6)

@@ -11,7 +11,7 @@ import torch
 from sklearn.decomposition import PCA as SkPCA
 from sklearn.preprocessing import StandardScaler
 
-from oracles import data_matrix
+from oracles import data_matrix, sgd_epoch_losses
 
 SHAPES = [(2, 1), (5, 3), (40, 7), (300, 16), (1438, 64)]
 
@@ -163,3 +163,58 @@ def test_train_classifier_contract(ref):
     assert len(run["loss_history"]) == 3 and all(isinstance(v, float) for v in run["loss_history"])
     assert run["loss_history"][-1] < run["loss_history"][0]
     assert isinstance(run["test_accuracy"], float) and run["test_accuracy"] > 0.9
+
+
+def test_numpy_transforms_leave_their_inputs_alone_and_return_float64(ref):
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(60, 5)) * 3 + 1
+    x_int = rng.integers(0, 17, size=(60, 5))
+    images = rng.normal(size=(4, 3, 5, 6))
+    copies = [a.copy() for a in (x, x_int, images)]
+    for data in (x, x_int):
+        assert ref["Standardizer"]().fit(data).transform(data).dtype == np.float64
+        pca = ref["PCA"]().fit(data)
+        assert pca.inverse_transform(pca.transform(data)).dtype == np.float64
+        for method in ("pca", "zca"):
+            assert ref["Whitener"](method, eps=0.1).fit(data).transform(data).dtype == np.float64
+    mean, std = ref["channel_stats"](images, "NCHW")
+    assert ref["normalize_channels"](images, mean, std, "NCHW").dtype == np.float64
+    for before, after in zip(copies, (x, x_int, images)):
+        assert np.array_equal(before, after)
+    with pytest.raises(ValueError):
+        ref["normalize_channels"](images, mean, std, "CHW")
+
+
+def test_pca_variances_are_never_negative(ref):
+    rng = np.random.default_rng(22)
+    x = rng.normal(size=(40, 4)) @ rng.normal(size=(4, 4))
+    x = np.column_stack([x, x[:, 0], np.full(40, 2.5)])  # rank 4 of 6
+    pca = ref["PCA"]().fit(x)
+    assert np.all(pca.explained_variance_ >= 0) and pca.explained_variance_[-1] < 1e-12
+    lam, _ = _eig(x)
+    np.testing.assert_allclose(pca.explained_variance_, lam, rtol=1e-8, atol=1e-10)
+
+
+def test_torch_transforms_leave_their_inputs_alone(ref):
+    x, x_new = data_matrix(50, 6, seed=23)
+    t, t_new = torch.from_numpy(x.copy()), torch.from_numpy(x_new.copy())
+    ref["standardize_torch"](t, t_new)
+    ref["zca_whiten_torch"](t, t_new, eps=1e-3)
+    assert torch.equal(t, torch.from_numpy(x)) and torch.equal(t_new, torch.from_numpy(x_new))
+
+
+def test_train_classifier_follows_the_stated_procedure(ref):
+    """Same model, shuffling, optimizer and loss average as the task states, run here with torch."""
+    import torch.nn as nn
+    from nnkit.data import load_digits
+
+    x_tr, y_tr, x_te, y_te = load_digits()
+    x_tr, x_te = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1)
+    x_tr = StandardScaler().fit_transform(x_tr)
+    x, y = torch.as_tensor(x_tr, dtype=torch.float32), torch.as_tensor(y_tr, dtype=torch.int64)
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    want = sgd_epoch_losses(model, optimizer, x, y, epochs=3, batch_size=100, seed=4)
+    got = ref["train_classifier"](x_tr, y_tr, x_te, y_te, device="cpu", epochs=3, lr=0.1, seed=4, batch_size=100)
+    np.testing.assert_allclose(got["loss_history"], want, rtol=1e-5)

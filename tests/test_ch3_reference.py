@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from oracles import kurtosis, pooled
+from oracles import kurtosis, pooled, sgd_epoch_losses
 
 LN10 = math.log(10)
 
@@ -29,7 +29,17 @@ SHAPES = [(3, 5), (128, 40), (7, 3, 5), (16, 3, 5, 5), (6, 2, 3, 1), (4, 2, 3, 3
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_fans_match_torch(ref, shape):
-    assert tuple(ref["fan_in_fan_out"](shape)) == torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+    got = ref["fan_in_fan_out"](shape)
+    assert tuple(got) == torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+    assert all(type(v) is int for v in got)
+
+
+def test_fans_of_a_grouped_convolution_follow_torch(ref):
+    # PyTorch reads the shape (out, in/groups, k, k) only: its fan_out is out * k * k, groups times the
+    # number of outputs one input really feeds. The exercise follows PyTorch's convention.
+    conv = nn.Conv2d(16, 32, 3, groups=4)
+    assert ref["fan_in_fan_out"](tuple(conv.weight.shape)) == (36, 288)
+    assert torch.nn.init._calculate_fan_in_and_fan_out(conv.weight) == (36, 288)
 
 
 def test_fans_need_two_dimensions(ref):
@@ -202,3 +212,32 @@ def test_deep_mlp_learns_with_he_and_stalls_with_small_or_zero_init(ref):
     assert all(abs(v - LN10) < 0.01 for v in zero["loss_history"])
     for index in (0, 2, 4):
         assert not zero["model"][index].weight.detach().any()
+
+
+def test_train_deep_mlp_follows_the_stated_procedure(ref):
+    """The run of the task rebuilt with torch: make_deep_mlp's seed, He init, SGD momentum 0.9, one generator."""
+    from nnkit.data import load_mnist1d
+
+    x, y, _, _ = load_mnist1d()
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    torch.manual_seed(5)
+    layers, fan_in = [], 40
+    for _ in range(3):
+        layers += [nn.Linear(fan_in, 64), nn.ReLU()]
+        fan_in = 64
+    model = nn.Sequential(*layers, nn.Linear(fan_in, 10))
+    for layer in model:
+        if isinstance(layer, nn.Linear):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    want = sgd_epoch_losses(model, optimizer, x, y, epochs=2, batch_size=128, seed=5)
+    got = ref["train_deep_mlp"]("kaiming", "relu", depth=3, device="cpu", epochs=2, seed=5, batch_size=128)
+    np.testing.assert_allclose(got["loss_history"], want, rtol=1e-5)
+
+
+def test_unknown_names_raise(ref):
+    for call in (lambda: ref["fan_in_fan_out"](()), lambda: ref["calculate_gain"]("gelu"),
+                 lambda: ref["init_weights"]((3, 4), "xavier", np.random.default_rng(0))):
+        with pytest.raises(ValueError):
+            call()

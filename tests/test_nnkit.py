@@ -8,7 +8,7 @@ import torch
 from nnkit import pick_device
 from nnkit.data import load_digits, load_mnist1d, make_spirals
 from nnkit.gradcheck import grad_check, numerical_grad, numerical_grad_array, rel_error
-from nnkit.testing import check_array, check_close, check_grad, check_scalar
+from nnkit.testing import check_array, check_close, check_grad, check_raises, check_scalar
 
 
 def fails_with(fragment, fn, *args, **kwargs):
@@ -147,3 +147,14 @@ def test_training_step_runs_on_the_gpu():
     loss = torch.nn.functional.cross_entropy(model(x), y)
     loss.backward()
     assert model.weight.grad.device.type == "cuda" and torch.isfinite(loss)
+
+
+def test_check_raises_tells_a_stub_another_error_and_a_return_apart():
+    def raises(exc):
+        def call():
+            raise exc
+        return call
+    check_raises(raises(ValueError("bad layout")), ValueError, "f('x')")
+    fails_with("f('x'): is not implemented yet", check_raises, raises(NotImplementedError()), ValueError, "f('x')")
+    fails_with("should raise ValueError, got KeyError: 'x'", check_raises, raises(KeyError("x")), ValueError, "f")
+    fails_with("should raise ValueError, but it returned", check_raises, lambda: 3, ValueError, "f")

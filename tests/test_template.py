@@ -167,6 +167,24 @@ def _bound_names(source: str) -> set[str]:
     return names
 
 
+def _bound_anywhere(source: str) -> set[str]:
+    """Every name a cell binds, also inside its functions (parameters, locals, loop variables):
+    a name used there is not taken from another cell."""
+    names = set()
+    for node in ast.walk(ast.parse(strip_magics(source))):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
 def test_cells_that_only_show_something_are_optional(source):
     """A provided cell that draws a figure is tagged `optional`; solution and test cells never are."""
     assignment, nb = source
@@ -192,7 +210,7 @@ def test_no_cell_needs_a_name_only_an_optional_cell_binds(source):
         if is_optional(cell):
             optional_only.update({n: grade_id for n in _bound_names(cell.source) - bound})
             continue
-        needed = (used_names(cell.source) - _bound_names(cell.source) - {"_"}) & optional_only.keys()
+        needed = (used_names(cell.source) - _bound_anywhere(cell.source) - {"_"}) & optional_only.keys()
         assert not needed, f"{assignment}: {grade_id} uses " + ", ".join(
             f"{n} (bound only in the optional cell {optional_only[n]})" for n in sorted(needed))
         bound |= _bound_names(cell.source)

@@ -23,7 +23,8 @@
 # 1. an **affine layer**, forward and backward;
 # 2. five **losses** with their gradients: MSE, MAE, RMSE, Huber and softmax cross-entropy;
 # 3. a **numerical gradient checker**;
-# 4. the fix for a **planted bug** in the backward pass of a small two-layer network;
+# 4. the fix for a **planted bug** in the backward pass of a small two-layer network, found with
+#    your gradient checker;
 #
 # and then, in PyTorch:
 #
@@ -34,15 +35,21 @@
 # keep the function names and signatures. The test cell under each task runs checks you can
 # read: small cases whose answers you can work out by hand, and a numerical gradient check. When
 # your notebook is graded, the same cells also run hidden checks with random shapes and values
-# against PyTorch, so code that only fits the visible cases will lose points. A test cell that
-# raises an error, or writes a warning, scores zero. Before you submit, restart the kernel and
-# run every cell in order; with correct code the whole notebook takes well under a minute on a
-# laptop CPU.
+# against PyTorch, so code that only fits the visible cases will lose points. A test cell earns
+# its points only if every check in it passes: one failed check, or an error raised by your
+# code, scores zero for that cell. A test compares your function with values it computes
+# itself, never with your answer to another task, so a mistake costs the points of its own task.
+# Warnings (a NumPy `RuntimeWarning`, say) cost no points, though they often point to a bug.
+# Before you submit, restart the kernel and run every cell in order; with correct code the whole
+# notebook takes well under a minute on a laptop CPU.
 #
 # **Conventions.** The batch is the first axis: an input `x` has shape `(N, D)`, one row per
-# example. Every loss is a *mean* over the batch, so every gradient of a loss carries a factor
-# $1/N$. `dout` always means the upstream gradient $\partial L/\partial\,\text{out}$, an array
-# with the shape of `out`. Gradients are checked in `float64` (section 3 explains why).
+# example. Every loss is a *mean*: the cross-entropy over the $N$ examples of the batch, the
+# regression losses over all $S$ elements of the prediction (for $N$ examples with $K$ outputs
+# each, $S = NK$), as PyTorch's `reduction="mean"` does. So the gradient of a loss carries a
+# factor $1/N$ or $1/S$. `dout` always means the upstream gradient
+# $\partial L/\partial\,\text{out}$, an array with the shape of `out`. Gradients are checked
+# in `float64` (section 3 explains why).
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
@@ -73,31 +80,25 @@ np.set_printoptions(precision=4, suppress=True)
 #
 # The bias is broadcast: the same $b$ is added to each of the $N$ rows.
 #
-# **Backward.** Let $G = \partial L/\partial\,\text{out}$ (shape $N\times M$). Each
-# $\text{out}_{nm}$ depends on $x_{nd}$ through the factor $W_{dm}$, on $W_{dm}$ through
-# $x_{nd}$, and on $b_m$ with slope 1, so the chain rule, summed over every output an input
-# touches, gives
+# **Backward.** Let $G = \partial L/\partial\,\text{out}$ (shape $N\times M$). The chain
+# rule sums over every output an input touches:
 #
 # $$
-# \frac{\partial L}{\partial x_{nd}} = \sum_{m} G_{nm} W_{dm}, \qquad
-# \frac{\partial L}{\partial W_{dm}} = \sum_{n} x_{nd}\, G_{nm}, \qquad
-# \frac{\partial L}{\partial b_{m}} = \sum_{n} G_{nm},
+# \frac{\partial L}{\partial x_{nd}} = \sum_{n', m} G_{n'm}\,
+# \frac{\partial\,\text{out}_{n'm}}{\partial x_{nd}},
 # $$
 #
-# that is
+# and the same for $W_{dm}$ and $b_m$. Read the partial derivatives off the formula for
+# $\text{out}_{nm}$ (most of them are 0), write the three sums, then find the matrix products
+# that compute them. The visible tests check your result against a numerical gradient.
 #
-# $$
-# \frac{\partial L}{\partial x} = G\,W^{\top}\ \ (N\times D), \qquad
-# \frac{\partial L}{\partial W} = x^{\top} G\ \ (D\times M), \qquad
-# \frac{\partial L}{\partial b} = \textstyle\sum_n G_{n,:}\ \ (M).
-# $$
-#
-# Two habits make such formulas easy to re-derive. A gradient has the shape of the variable it
+# Two habits make such formulas easy to derive. A gradient has the shape of the variable it
 # belongs to, and usually only one product of the available matrices has that shape. And a
 # variable that is used several times (here $b$, once per row) receives the *sum* of the
 # gradients from each use.
 #
-# **Task.** Implement `affine_forward` and `affine_backward`, without Python loops.
+# **Task.** Implement `affine_forward` and `affine_backward`. The matrix product `@` and
+# broadcasting do all the work; no Python loops are needed.
 # `cache` is whatever the backward pass needs from the forward pass: the tests only hand it from
 # one function to the other.
 
@@ -187,11 +188,11 @@ dout = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
 _, cache = affine_forward(x, w, b)
 dx, dw, db = affine_backward(dout, cache)
 check_array(dx, [[1.0, 2.0], [-1.0, 1.5]], "affine_backward: dx",
-            hint="dx[n, d] = sum over m of dout[n, m] * w[d, m]; dx has the shape of x")
+            hint="dx has the shape of x, (N, D): which product of dout (N, M) and w (D, M) has that shape?")
 check_array(dw, [[1.0, -1.0, -1.0], [2.0, 0.5, 0.5]], "affine_backward: dw",
-            hint="dw[d, m] = sum over n of x[n, d] * dout[n, m]; dw has the shape of w")
+            hint="dw has the shape of w, (D, M): which product of x (N, D) and dout (N, M) has that shape?")
 check_array(db, [1.0, 1.0, 1.0], "affine_backward: db",
-            hint="b is used by every row, so db sums dout over the batch axis; db has shape (M,)")
+            hint="b is used by every row of out, so db collects a contribution from every row; db has shape (M,)")
 
 # Gradient check (float64, centered differences; section 3 has you write this yourself).
 rng_t = np.random.default_rng(7)
@@ -228,41 +229,46 @@ for _ in range(5):
 # `pred` and `target` have the same shape (any shape). Let $r_i = \text{pred}_i - \text{target}_i$
 # be the residuals and $S$ the number of elements. Each loss is a mean over **all** $S$ elements,
 # as with `reduction="mean"` in PyTorch, and each function returns `(loss, dpred)`: the loss as a
-# Python `float` and $\partial L/\partial\,\text{pred}$, an array with the shape and dtype of `pred`.
+# Python `float` and $\partial L/\partial\,\text{pred}$, an array with the shape and dtype of `pred`
+# (float32 in, float32 out: later chapters train in float32).
 #
-# | loss | $L$ | $\partial L / \partial\,\text{pred}_i$ |
-# | --- | --- | --- |
-# | MSE | $\frac{1}{S}\sum_i r_i^2$ | $2 r_i / S$ |
-# | MAE | $\frac{1}{S}\sum_i \lvert r_i\rvert$ | $\operatorname{sign}(r_i) / S$ |
-# | RMSE | $\sqrt{\text{MSE}}$ | $r_i / (S\,L)$ |
-# | Huber | $\frac{1}{S}\sum_i \ell_\delta(r_i)$ | $\operatorname{clip}(r_i, -\delta, \delta) / S$ |
+# | loss | $L$ |
+# | --- | --- |
+# | MSE | $\frac{1}{S}\sum_i r_i^2$ |
+# | MAE | $\frac{1}{S}\sum_i \lvert r_i\rvert$ |
+# | RMSE | $\sqrt{\text{MSE}}$ |
+# | Huber | $\frac{1}{S}\sum_i \ell_\delta(r_i)$ |
+#
+# Derive each gradient yourself: differentiate one term with respect to the prediction it
+# contains, and remember the $1/S$ of the mean. The visible tests compare your gradients with a
+# numerical gradient, so they tell you when a derivation went wrong.
 #
 # * **MAE** has a kink at $r_i = 0$, where every value in $[-1, 1]$ is a subgradient. Use $0$
-#   (NumPy's `np.sign(0)` is 0), which is also what PyTorch's `l1_loss` uses.
+#   there, which is also what PyTorch's `l1_loss` uses.
 # * **RMSE** is an increasing function of the MSE, so both have the same minimiser; RMSE is
-#   usually *reported* because it has the units of the target. By the chain rule
-#   $\partial\sqrt{M}/\partial\,\text{pred}_i = (\partial M/\partial\,\text{pred}_i)/(2\sqrt{M})$:
-#   as a training loss it is the MSE gradient rescaled by $1/(2\,\text{RMSE})$. At a perfect fit
-#   ($L = 0$) that formula is $0/0$; return a zero gradient there. (PyTorch's
-#   `torch.sqrt(F.mse_loss(...))` returns NaN gradients at that point.)
+#   usually *reported* because it has the units of the target. Its gradient follows from the MSE
+#   gradient by the chain rule. At a perfect fit ($L = 0$) that chain rule divides 0 by 0;
+#   return a zero gradient there. (PyTorch's `torch.sqrt(F.mse_loss(...))` returns NaN gradients
+#   at that point.) As a training loss RMSE behaves differently from MSE: the length of its
+#   gradient with respect to `pred` is $1/\sqrt{S}$ for *every* nonzero residual, so, like the MAE
+#   gradient and unlike the MSE gradient, it does not shrink as the fit improves. The visible
+#   test checks this property of your `rmse_loss`; the chapter page shows what it does to
+#   gradient descent with a constant learning rate.
 # * **Huber** (Huber, 1964) is quadratic for small residuals and linear for large ones:
 #
 #   $$
 #   \ell_\delta(r) = \begin{cases} \tfrac12 r^2 & \lvert r\rvert \le \delta \\
 #   \delta\left(\lvert r\rvert - \tfrac12\delta\right) & \lvert r\rvert > \delta \end{cases}
-#   \qquad
-#   \ell_\delta'(r) = \begin{cases} r & \lvert r\rvert \le \delta \\
-#   \delta\,\operatorname{sign}(r) & \lvert r\rvert > \delta \end{cases}
 #   $$
 #
 #   The two pieces and their slopes meet at $\lvert r\rvert = \delta$, so the loss has a
-#   continuous derivative. Near zero it behaves like MSE; far out like MAE, so an outlier pulls
-#   on the gradient with a force of at most $\delta$. It is `torch.nn.functional.huber_loss(pred,
-#   target, delta=δ)`; `F.smooth_l1_loss(..., beta=δ)` is the same function divided by $\delta$.
+#   continuous derivative. Near zero it behaves like MSE; far out like MAE, so an outlier's pull
+#   on the gradient is bounded. It is `torch.nn.functional.huber_loss(pred, target, delta=δ)`;
+#   `F.smooth_l1_loss(..., beta=δ)` is the same function divided by $\delta$.
 #
-# **Task.** Implement `mse_loss`, `mae_loss`, `rmse_loss` and `huber_loss`, without loops. The
-# visible tests check your gradients numerically with `nnkit.gradcheck`, the same algorithm you
-# write yourself in section 3.
+# **Task.** Implement `mse_loss`, `mae_loss`, `rmse_loss` and `huber_loss` (NumPy's elementwise
+# operations need no loops). The visible tests check your gradients numerically with
+# `nnkit.gradcheck`, the same algorithm you write yourself in section 3.
 
 # %% nbgrader={"grade": false, "grade_id": "regression_losses", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def mse_loss(pred, target):
@@ -333,7 +339,8 @@ pred, target = np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 0.0])   # residual
 loss, dpred = mse_loss(pred, target)
 assert isinstance(loss, float), f"mse_loss: the loss should be a Python float, got {type(loss).__name__}"
 check_scalar(loss, 13.0 / 3.0, "mse_loss: loss", hint="mean of the squared residuals")
-check_array(dpred, [0.0, 4.0 / 3.0, 2.0], "mse_loss: dpred", hint="2 * residual / number of elements")
+check_array(dpred, [0.0, 4.0 / 3.0, 2.0], "mse_loss: dpred",
+            hint="differentiate r_i**2 with respect to pred_i, and keep the 1/S of the mean")
 loss, dpred = mse_loss(np.array([[1.0, 3.0], [0.0, 0.0]]), np.zeros((2, 2)))
 check_scalar(loss, 2.5, "mse_loss: loss of a (2, 2) array", hint="average over all elements, not per row")
 check_array(dpred, [[0.5, 1.5], [0.0, 0.0]], "mse_loss: dpred of a (2, 2) array")
@@ -343,12 +350,13 @@ loss, dpred = mae_loss(pred, target)
 assert isinstance(loss, float), f"mae_loss: the loss should be a Python float, got {type(loss).__name__}"
 check_scalar(loss, 5.0 / 3.0, "mae_loss: loss", hint="mean of the absolute residuals")
 check_array(dpred, [0.0, 1.0 / 3.0, -1.0 / 3.0], "mae_loss: dpred",
-            hint="sign(residual) / number of elements, with 0 where the residual is 0")
+            hint="|r| has slope -1 or +1 away from the kink (use 0 at a zero residual); keep the 1/S of the mean")
 
 loss, dpred = rmse_loss(np.array([[3.0, 4.0], [0.0, 0.0]]), np.zeros((2, 2)))   # MSE = 25/4
 assert isinstance(loss, float), f"rmse_loss: the loss should be a Python float, got {type(loss).__name__}"
 check_scalar(loss, 2.5, "rmse_loss: loss", hint="the square root of the mean over all elements")
-check_array(dpred, [[0.3, 0.4], [0.0, 0.0]], "rmse_loss: dpred", hint="residual / (number of elements * RMSE)")
+check_array(dpred, [[0.3, 0.4], [0.0, 0.0]], "rmse_loss: dpred",
+            hint="chain rule: the derivative of sqrt(m) at m = MSE, times the gradient of the MSE")
 loss, dpred = rmse_loss(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
 check_scalar(loss, 0.0, "rmse_loss: loss at a perfect fit")
 check_array(dpred, [0.0, 0.0], "rmse_loss: dpred at a perfect fit",
@@ -359,6 +367,19 @@ pred, target = rng_t.normal(size=(3, 4)), rng_t.normal(size=(3, 4))
 for name, fn in (("mse_loss", mse_loss), ("mae_loss", mae_loss), ("rmse_loss", rmse_loss)):
     _, dpred = fn(pred, target)
     check_grad(dpred, numerical_grad(lambda _: fn(pred, target)[0], pred), f"{name}: dpred (gradient check)")
+    # float32 in, float32 out
+    _, dpred32 = fn(pred.astype(np.float32), target.astype(np.float32))
+    assert isinstance(dpred32, np.ndarray) and dpred32.dtype == np.float32, (
+        f"{name}: float32 inputs should give a float32 dpred, got "
+        f"{getattr(dpred32, 'dtype', type(dpred32).__name__)}; avoid creating float64 arrays (np.zeros(shape), "
+        "np.array of Python floats) and do not cast")
+
+# The RMSE gradient has length 1/sqrt(S) = 1/sqrt(12) whatever the size of the residuals.
+for scale in (1e-3, 1.0, 1e3):
+    _, dpred = rmse_loss(scale * pred, scale * target)
+    check_scalar(float(np.linalg.norm(dpred)), 1.0 / np.sqrt(pred.size),
+                 f"rmse_loss: length of dpred for residuals scaled by {scale:g}", rtol=1e-9,
+                 hint="the length of the RMSE gradient does not depend on the size of the residuals")
 print("mse_loss, mae_loss, rmse_loss: visible checks passed")
 ### BEGIN HIDDEN TESTS
 rng_t = np.random.default_rng(2001)
@@ -389,7 +410,7 @@ assert isinstance(loss, float), f"huber_loss: the loss should be a Python float,
 check_scalar(loss, 4.125 / 4, "huber_loss: loss with the default delta=1",
              hint="0.5 r^2 where |r| <= delta, delta * (|r| - delta / 2) elsewhere, then the mean")
 check_array(dpred, [0.125, -0.25, 0.25, 0.0], "huber_loss: dpred with delta=1",
-            hint="r clipped to [-delta, delta], divided by the number of elements")
+            hint="differentiate each piece of l_delta (the linear pieces have a constant slope); keep the 1/S of the mean")
 # delta = 2: per-element losses 0.125, 2, 4, 0 and slopes 0.5, -2, 2, 0
 loss, dpred = huber_loss(pred, target, delta=2.0)
 check_scalar(loss, 6.125 / 4, "huber_loss: loss with delta=2")
@@ -400,6 +421,10 @@ pred, target = 2 * rng_t.normal(size=(3, 4)), rng_t.normal(size=(3, 4))
 _, dpred = huber_loss(pred, target, delta=0.7)
 check_grad(dpred, numerical_grad(lambda _: huber_loss(pred, target, delta=0.7)[0], pred),
            "huber_loss: dpred (gradient check, delta=0.7)")
+_, dpred32 = huber_loss(pred.astype(np.float32), target.astype(np.float32), delta=0.7)
+assert isinstance(dpred32, np.ndarray) and dpred32.dtype == np.float32, (
+    f"huber_loss: float32 inputs should give a float32 dpred, got {getattr(dpred32, 'dtype', type(dpred32).__name__)}; "
+    "avoid creating float64 arrays and do not cast")
 print("huber_loss: visible checks passed")
 ### BEGIN HIDDEN TESTS
 rng_t = np.random.default_rng(2003)
@@ -428,13 +453,11 @@ for _ in range(6):
 # L = -\frac{1}{N}\sum_{n=1}^{N} \log p_{n y_n}.
 # $$
 #
-# **Gradient.** Write one term as $-\log p_{n y_n} = -s_{n y_n} + \log\sum_j e^{s_{nj}}$. The
-# derivative of the log-sum-exp with respect to $s_{nk}$ is $e^{s_{nk}}/\sum_j e^{s_{nj}} =
-# p_{nk}$, so
-#
-# $$
-# \frac{\partial L}{\partial s_{nk}} = \frac{1}{N}\left(p_{nk} - \mathbb{1}[k = y_n]\right).
-# $$
+# **Gradient.** Derive it from one term written as
+# $-\log p_{n y_n} = -s_{n y_n} + \log\sum_j e^{s_{nj}}$: differentiate each of the two parts with
+# respect to $s_{nk}$ (for the log-sum-exp, the chain rule leads to a quantity defined above), and
+# keep the $1/N$ of the mean. The gradient check in the visible tests tells you whether the
+# derivation is right.
 #
 # **Numerical stability.** In float64, $e^{s}$ overflows to `inf` once $s > 709.78$, and scores
 # in the hundreds do occur in a network that is training badly. Softmax does not change when the
@@ -450,10 +473,10 @@ for _ in range(6):
 # of the probabilities: a very unlikely class has $p = 0$ in floating point, and $\log 0 = -\infty$.
 #
 # **Sanity check.** When all scores are equal, $p_{nk} = 1/C$ and $L = \log C$ (for 10 classes,
-# $\log 10 \approx 2.303$). An untrained classifier should start near this value; chapter 7 uses
-# it as the first check on a new model.
+# $\log 10 \approx 2.303$). An untrained classifier should start near this value, which makes it a
+# useful first check of any new model.
 #
-# **Task.** Implement `softmax_cross_entropy(scores, y)`, without loops over the batch. NumPy's
+# **Task.** Implement `softmax_cross_entropy(scores, y)`; no loop over the batch is needed. NumPy's
 # integer-array indexing `a[np.arange(N), y]` picks one entry per row.
 
 # %% nbgrader={"grade": false, "grade_id": "softmax_cross_entropy", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -494,7 +517,7 @@ loss, dscores = softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 2]))
 assert isinstance(loss, float), f"softmax_cross_entropy: the loss should be a Python float, got {type(loss).__name__}"
 check_scalar(loss, np.log(3.0), "softmax_cross_entropy: loss for equal scores", hint="should be log(C)")
 check_array(dscores, np.array([[-2.0, 1.0, 1.0], [1.0, 1.0, -2.0]]) / 6.0, "softmax_cross_entropy: dscores for equal scores",
-            hint="(p - one_hot(y)) / N")
+            hint="differentiate -s[y] + log(sum(exp(s))) with respect to every score of the row; keep the 1/N of the mean")
 
 # Huge scores: softmax([1000, 1001, 1002]) = softmax([-2, -1, 0]).
 loss, dscores = softmax_cross_entropy(np.array([[1000.0, 1001.0, 1002.0]]), np.array([2]))
@@ -548,14 +571,14 @@ for scale in (1.0, 5.0, 300.0, 1e4):
 # $$
 #
 # the even terms cancel and the error is of order $h^2$. A smaller $h$ is not always better: each
-# value of $f$ carries a rounding error of about $\varepsilon\lvert f\rvert$ (machine epsilon,
-# $\varepsilon \approx 2.2\times10^{-16}$ in float64), and dividing by $2h$ magnifies it to about
-# $\varepsilon\lvert f\rvert/h$. The total, $\approx h^2\lvert f'''\rvert/6 + \varepsilon
-# \lvert f\rvert/h$, is smallest near $h \approx \varepsilon^{1/3}$, about $10^{-5}$, where it is of
-# order $\varepsilon^{2/3} \approx 10^{-11}$ (for $f$ and its derivatives of size 1). In float32
-# ($\varepsilon \approx 1.2\times10^{-7}$) the best achievable error is of order
-# $\varepsilon^{2/3} \approx 10^{-5}$, too coarse to tell a correct gradient from a slightly
-# wrong one: **always gradient-check in float64**.
+# value of $f$ carries a rounding error of up to about $u\lvert f\rvert$, where $u$ is the unit
+# roundoff ($u = 2^{-53} \approx 1.1\times10^{-16}$ in float64; the chapter page uses the same
+# symbol), and dividing the difference of two such values by $2h$ magnifies it to about
+# $u\lvert f\rvert/h$. The total, $\approx h^2\lvert f'''\rvert/6 + u\lvert f\rvert/h$, is smallest
+# near $h = (3u)^{1/3} \approx 7\times10^{-6}$, where it is of order $u^{2/3} \approx 2\times10^{-11}$
+# (for $f$ and its derivatives of size 1). In float32 ($u = 2^{-24} \approx 6\times10^{-8}$) the
+# best achievable error is of order $u^{2/3} \approx 10^{-5}$, too coarse to tell a correct
+# gradient from a slightly wrong one: **always gradient-check in float64**.
 #
 # For a function of an array, perturb one coordinate at a time: $\partial f/\partial x_i \approx
 # \big(f(x + h e_i) - f(x - h e_i)\big)/(2h)$. Two details matter in practice:
@@ -578,7 +601,10 @@ for scale in (1.0, 5.0, 300.0, 1e4):
 # $$
 #
 # where the floor avoids $0/0$ where both gradients are exactly zero. With float64 and
-# $h = 10^{-5}$:
+# $h = 10^{-5}$ (rules of thumb adapted from the CS231n notes, whose relative error divides by
+# $\max(\lvert a_i\rvert, \lvert b_i\rvert)$ instead of the sum; the sum makes this course's value
+# between $1/2$ and $1$ times theirs, a difference that does not move a value across these
+# decades):
 #
 # * below $10^{-7}$: the gradient is correct (values around $10^{-9}$ to $10^{-11}$ are typical);
 # * between $10^{-7}$ and $10^{-4}$: suspicious, unless a kink explains it (below), or the
@@ -587,10 +613,12 @@ for scale in (1.0, 5.0, 300.0, 1e4):
 #
 # **Kinks.** ReLU, $\lvert\cdot\rvert$ and $\max$ are not differentiable everywhere. If some
 # input lies within $h$ of a kink, the two evaluations straddle it and the numerical derivative
-# averages the two one-sided slopes. A correct analytic gradient then disagrees at that one
-# entry. Entries whose true gradient is nearly zero are fragile too: their numerical estimate is
-# mostly rounding noise (around $10^{-11}$), so their relative error can be large although
-# nothing is wrong. Before concluding that a gradient is wrong, look at *where* the error is.
+# mixes the two one-sided slopes: for $\max(0, x)$ with $\lvert x\rvert < h$ the centered
+# difference is $(x + h)/(2h)$, anywhere between 0 and 1, and the plain average $\tfrac12$ only
+# exactly at the kink. A correct analytic gradient then disagrees at that entry. Entries whose
+# true gradient is nearly zero are fragile too: their numerical estimate is mostly rounding noise
+# (around $10^{-11}$), so their relative error can be large although nothing is wrong. Before
+# concluding that a gradient is wrong, look at *where* the error is.
 #
 # **Task.** Implement `numerical_gradient`, `numerical_gradient_array` and `relative_error`.
 # Their tests use functions whose derivatives are known in closed form. From section 4 on you
@@ -660,18 +688,39 @@ def relative_error(a, b):
     return error
 
 
+# %% nbgrader={"grade": false, "grade_id": "gradcheck_probe", "locked": true, "schema_version": 3, "solution": false, "task": false}
+def probe_numerical_gradient(x, h):
+    """Run numerical_gradient the way section 4 uses it: on a closure that ignores its argument
+    and reads the array itself (here sum(x**3)). Returns (gradient, x afterwards), so that the
+    tests can check the gradient and that every entry of x was restored exactly."""
+    x = np.array(x, dtype=np.float64)
+    grad = numerical_gradient(lambda _: float(np.sum(x ** 3)), x, h=h)
+    return grad, x
+
+
 # %% nbgrader={"grade": true, "grade_id": "test_numerical_gradient", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # d/dx x^3 = 3x^2. The centered difference of x^3 is exactly 3x^2 + h^2; a forward
 # difference would be off by about 3xh.
 x = np.array([1.0, 2.0])
-x_before = x.copy()
 grad = numerical_gradient(lambda z: np.sum(z ** 3), x, h=1e-3)
 check_array(grad, [3.0 + 1e-6, 12.0 + 1e-6], "numerical_gradient: gradient of sum(x**3) with h=1e-3",
             rtol=0.0, atol=1e-9, dtype=np.float64,
             hint="use the centered difference (f(x + h) - f(x - h)) / (2h)")
-assert np.array_equal(x, x_before), (
-    f"numerical_gradient: x was not restored, it is {x} instead of {x_before}; "
-    "put back the saved original value of each entry")
+
+# The same function as a closure that reads x itself, as in section 4: the probes must change
+# x in place, and afterwards x must hold exactly its old values. In floating point,
+# x + h - 2h + h is not x for 1.0, 2.0, 1.3 and 0.01, and x - h + h is not x for 0.01.
+x_before = np.array([1.0, 2.0, 1.3, 0.01])
+grad, x_after = probe_numerical_gradient(x_before, 1e-3)
+check_array(grad, 3.0 * x_before ** 2 + 1e-6, "numerical_gradient: gradient of a closure over x (h=1e-3)",
+            rtol=0.0, atol=1e-9, dtype=np.float64,
+            hint="perturb x in place and call f(x): a function that reads x itself never sees a perturbed copy")
+worst = int(np.argmax(np.abs(x_after - x_before)))
+assert np.array_equal(x_after, x_before), (
+    f"numerical_gradient: x was not restored exactly: largest difference "
+    f"{abs(float(x_after[worst]) - float(x_before[worst]))!r} at index {worst} "
+    f"({float(x_after[worst])!r} instead of {float(x_before[worst])!r}); "
+    "put back the saved original value of each entry instead of adding and subtracting h")
 
 # A 2-D x: every entry is probed, and the result has the shape of x.
 x = np.array([[1.0, -2.0], [0.5, 3.0]])
@@ -691,7 +740,14 @@ for _ in range(4):
     grad = numerical_gradient(lambda z: np.sum(c * np.tanh(z)), x)
     check_array(grad, xt.grad.numpy(), f"numerical_gradient: sum(c * tanh(x)) for shape {shape}",
                 rtol=1e-6, atol=1e-9, dtype=np.float64)
-    assert np.array_equal(x, x_before), f"numerical_gradient: x of shape {shape} was not restored exactly"
+    grad, x_after = probe_numerical_gradient(x_before, 1e-5)
+    check_array(grad, 3.0 * x_before ** 2 + 1e-10, f"numerical_gradient: closure over x of shape {shape}",
+                rtol=1e-7, atol=1e-9, dtype=np.float64)
+    worst = np.unravel_index(int(np.argmax(np.abs(x_after - x_before))), shape)
+    assert np.array_equal(x_after, x_before), (
+        f"numerical_gradient: x of shape {shape} was not restored exactly: largest difference "
+        f"{abs(float(x_after[worst]) - float(x_before[worst]))!r} at index {tuple(int(i) for i in worst)} "
+        f"({float(x_after[worst])!r} instead of {float(x_before[worst])!r})")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_numerical_gradient_array", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -754,17 +810,20 @@ for _ in range(5):
 # L = \text{softmax cross-entropy}(s, y),
 # $$
 #
-# with its backward pass written out by hand. It calls your `softmax_cross_entropy` for the loss
-# (so finish section 2 first); everything else is inline NumPy. The ReLU passes the gradient
-# through where its input was positive: $\partial h_{ij}/\partial a_{ij} = \mathbb{1}[a_{ij} > 0]$
+# with its backward pass written out by hand. The loss and its gradient with respect to the scores
+# come from `cross_entropy_and_grad`, which asks PyTorch for them, so that this section does not
+# depend on your section 2; everything else is inline NumPy. The ReLU passes the gradient through
+# where its input was positive: $\partial h_{ij}/\partial a_{ij} = \mathbb{1}[a_{ij} > 0]$
 # (taking 0 at $a_{ij} = 0$, as PyTorch does).
 #
 # **One line of the backward pass is wrong.** The loss is right and every gradient has the
 # right shape, so nothing crashes and a glance at the shapes shows nothing: this is the kind of bug
-# only a gradient check finds. In a new cell, build a small float64 problem (for example
-# `params = init_two_layer_params(4, 6, 3, seed=1)` with 5 random inputs and labels), then compare
-# each of the four gradients with `numerical_gradient(lambda _: two_layer_loss(params, x, y)[0],
-# params[name])` using `relative_error`.
+# only a gradient check finds. Find it with your checker: in a new cell, build a small float64
+# problem (for example `params = init_two_layer_params(4, 6, 3, seed=1)` with 5 random inputs and
+# labels), then compare each of the four gradients with
+# `numerical_gradient(lambda _: two_layer_loss(params, x, y)[0], params[name])` using
+# `relative_error`. The parameter whose error is far above the thresholds of section 3 tells you
+# which part of the backward pass to re-derive.
 
 # %% nbgrader={"grade": false, "grade_id": "two_layer_buggy", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def init_two_layer_params(D, H, C, seed=0):
@@ -779,6 +838,15 @@ def init_two_layer_params(D, H, C, seed=0):
     }
 
 
+def cross_entropy_and_grad(scores, y):
+    """Mean softmax cross-entropy of (N, C) float64 scores and its gradient, computed by PyTorch
+    (F.cross_entropy and autograd). Returns (loss, dscores): a float and an (N, C) float64 array."""
+    s = torch.tensor(scores, dtype=torch.float64, requires_grad=True)
+    loss = F.cross_entropy(s, torch.as_tensor(y, dtype=torch.long))
+    loss.backward()
+    return loss.item(), s.grad.numpy()
+
+
 def two_layer_loss(params, x, y):
     """Loss and gradients of affine - ReLU - affine - softmax cross-entropy.
 
@@ -790,7 +858,7 @@ def two_layer_loss(params, x, y):
     a = x @ W1 + b1
     h = np.maximum(a, 0.0)
     s = h @ W2 + b2
-    loss, ds = softmax_cross_entropy(s, y)
+    loss, ds = cross_entropy_and_grad(s, y)
 
     grads = {}
     grads["W2"] = h.T @ ds
@@ -804,8 +872,9 @@ def two_layer_loss(params, x, y):
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md_fix", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Task.** Write `two_layer_loss_fixed`: the same network with the bug corrected (same
-# arguments, same return format). Then make `buggy_parameter()` return the name of the parameter
-# whose gradient the provided network gets wrong: `"W1"`, `"b1"`, `"W2"` or `"b2"`.
+# arguments, same return format, and the loss still from `cross_entropy_and_grad`). The test
+# checks all four gradients, with a numerical gradient and, hidden, against PyTorch's autograd on
+# random networks.
 
 # %% nbgrader={"grade": false, "grade_id": "two_layer_fixed", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def two_layer_loss_fixed(params, x, y):
@@ -820,7 +889,7 @@ def two_layer_loss_fixed(params, x, y):
     a = x @ W1 + b1
     h = np.maximum(a, 0.0)
     s = h @ W2 + b2
-    loss, ds = softmax_cross_entropy(s, y)
+    loss, ds = cross_entropy_and_grad(s, y)
 
     grads = {}
     grads["W2"] = h.T @ ds
@@ -842,13 +911,15 @@ params = {"W1": rng_t.normal(0.0, 0.7, (D, H)), "b1": rng_t.normal(0.0, 0.1, H),
           "W2": rng_t.normal(0.0, 0.6, (H, C)), "b2": rng_t.normal(0.0, 0.1, C)}
 x, y = rng_t.normal(size=(N, D)), rng_t.integers(0, C, size=N)
 loss, grads = two_layer_loss_fixed(params, x, y)
+assert isinstance(loss, float), f"two_layer_loss_fixed: the loss should be a Python float, got {type(loss).__name__}"
 check_scalar(loss, two_layer_loss(params, x, y)[0], "two_layer_loss_fixed: loss",
-             hint="the forward pass of the provided network is correct; keep it")
+             hint="the forward pass of the provided network is correct; keep it, with cross_entropy_and_grad")
 assert isinstance(grads, dict) and set(grads) == set(params), (
     f"two_layer_loss_fixed: grads should be a dict with keys {sorted(params)}, got {grads!r:.200}")
 for name in params:
     numeric = numerical_grad(lambda _: two_layer_loss_fixed(params, x, y)[0], params[name])
-    check_grad(grads[name], numeric, f"two_layer_loss_fixed: grads['{name}'] (gradient check)")
+    check_grad(grads[name], numeric, f"two_layer_loss_fixed: grads['{name}'] (gradient check)",
+               hint="re-derive this gradient by the chain rule, one step back from the loss at a time")
 
 # With W2 = 0 and b2 = 0 every score is 0: the loss is log C, nothing reaches the first layer,
 # and grads["b2"] = mean over the batch of (1/C - one_hot(y)).
@@ -876,31 +947,6 @@ for _ in range(4):
     for name in params:
         check_array(grads[name], tp[name].grad.numpy(), f"two_layer_loss_fixed: grads['{name}'] for {sizes}",
                     rtol=1e-9, atol=1e-12)
-### END HIDDEN TESTS
-
-# %% nbgrader={"grade": false, "grade_id": "buggy_parameter", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def buggy_parameter():
-    """Name of the parameter ("W1", "b1", "W2" or "b2") whose gradient two_layer_loss gets wrong."""
-    ### BEGIN SOLUTION
-    gen = np.random.default_rng(0)
-    params = init_two_layer_params(4, 6, 3, seed=1)
-    x, y = gen.normal(size=(5, 4)), gen.integers(0, 3, size=5)
-    _, grads = two_layer_loss(params, x, y)
-    errors = {name: relative_error(grads[name], numerical_gradient(lambda _: two_layer_loss(params, x, y)[0], params[name]))
-              for name in params}
-    name = max(errors, key=errors.get)
-    ### END SOLUTION
-    return name
-
-
-# %% nbgrader={"grade": true, "grade_id": "test_buggy_parameter", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-name = buggy_parameter()
-assert name in ("W1", "b1", "W2", "b2"), (
-    f"buggy_parameter() should return one of 'W1', 'b1', 'W2', 'b2', got {name!r}")
-print("buggy_parameter: visible checks passed")
-### BEGIN HIDDEN TESTS
-assert name == "b1", (
-    f"buggy_parameter(): the gradient of {name} is correct; gradient-check each of the four parameters")
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md_torch", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -1002,8 +1048,8 @@ for seed in range(3):
 # that require gradients, compute the loss of the two-layer network with tensor operations (or
 # load them into a `TwoLayerNet` converted with `.double()`, minding the transposes), call
 # `backward()`, and return the gradients as a dict of float64 NumPy arrays with the NumPy shapes
-# (`t.grad.detach().cpu().numpy()`). The test compares them with your `two_layer_loss_fixed`:
-# two independent routes to the same numbers.
+# (`t.grad.detach().cpu().numpy()`). The test compares them with a numerical gradient of the
+# same loss that it computes itself.
 
 # %% nbgrader={"grade": false, "grade_id": "torch_gradients", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def torch_gradients(params, x, y):
@@ -1027,6 +1073,8 @@ def torch_gradients(params, x, y):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_torch_gradients", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from nnkit.gradcheck import numerical_grad
+
 rng_t = np.random.default_rng(16)
 N, D, H, C = 6, 4, 5, 3
 params = {"W1": rng_t.normal(0.0, 0.7, (D, H)), "b1": rng_t.normal(0.0, 0.1, H),
@@ -1035,11 +1083,28 @@ x, y = rng_t.normal(size=(N, D)), rng_t.integers(0, C, size=N)
 grads = torch_gradients(params, x, y)
 assert isinstance(grads, dict) and set(grads) == set(params), (
     f"torch_gradients: should return a dict with keys {sorted(params)}, got {grads!r:.200}")
-_, expected = two_layer_loss_fixed(params, x, y)
+
+
+def reference_loss(_):
+    """The two-layer loss for the current params, computed here without autograd."""
+    t = {k: torch.from_numpy(v) for k, v in params.items()}
+    scores = torch.relu(torch.from_numpy(x) @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"]
+    return F.cross_entropy(scores, torch.from_numpy(y)).item()
+
+
 for name in params:
-    check_array(grads[name], expected[name], f"torch_gradients: ['{name}'] against two_layer_loss_fixed",
-                rtol=1e-9, atol=1e-12, dtype=np.float64,
-                hint="use float64 tensors, return NumPy arrays with the NumPy shapes (transpose nn.Linear weights back)")
+    got = grads[name]
+    assert isinstance(got, np.ndarray), (
+        f"torch_gradients: ['{name}'] should be a NumPy array, got {type(got).__name__}; "
+        "use t.grad.detach().cpu().numpy()")
+    assert got.shape == params[name].shape, (
+        f"torch_gradients: ['{name}'] has shape {got.shape}, the parameter has shape {params[name].shape}; "
+        "an nn.Linear weight is the transpose of the NumPy matrix")
+    assert got.dtype == np.float64, (
+        f"torch_gradients: ['{name}'] has dtype {got.dtype}; use float64 tensors")
+    check_array(got, numerical_grad(reference_loss, params[name]),
+                f"torch_gradients: ['{name}'] against a numerical gradient", rtol=1e-6, atol=1e-8,
+                hint="the loss is F.cross_entropy (mean over the batch) of the raw scores relu(x @ W1 + b1) @ W2 + b2")
 print("torch_gradients: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from nnkit.gradcheck import numerical_grad
@@ -1075,20 +1140,27 @@ for _ in range(3):
 #
 # **Task.** Write `train(model, x_train, y_train, device, epochs, lr, batch_size, seed)`:
 #
-# * move the model to `device` once; keep the data as CPU tensors (`float32` inputs, `int64`
-#   labels) and move each batch to `device`. Never assume a particular device: `device` comes
-#   from `nnkit.pick_device()`, which is a GPU where there is one and the CPU otherwise;
+# * train on `device`, whatever it is: it comes from `nnkit.pick_device()`, which is a GPU where
+#   there is one and the CPU otherwise. Convert the data to tensors (`float32` inputs, `int64`
+#   labels);
 # * make one `torch.Generator().manual_seed(seed)` before the first epoch and draw a fresh order
-#   from it each epoch with `torch.randperm(N, generator=...)`, so that runs are reproducible;
-# * batches of `batch_size` examples (the last one may be smaller); loss `F.cross_entropy`;
-#   update with `torch.optim.SGD(model.parameters(), lr=lr)` (plain SGD, no momentum); clear the
-#   old gradients before each `backward()`, since PyTorch *adds* new gradients to `.grad`;
+#   from it each epoch with `torch.randperm(N, generator=...)`, so that runs are reproducible
+#   (the hidden tests replay your loop with exactly this order);
+# * batches of `batch_size` consecutive examples of that order (the last one may be smaller); loss
+#   `F.cross_entropy`; update with `torch.optim.SGD(model.parameters(), lr=lr)` (plain SGD, no
+#   momentum); clear the old gradients before each `backward()`, since PyTorch *adds* new
+#   gradients to `.grad`;
 # * return a list of `epochs` Python floats: each epoch's mean loss per example, i.e. each
 #   batch's loss weighted by its size. These are measured while the weights change, so they lag a
 #   little behind the loss at the end of the epoch.
 #
-# On a GPU, `loss.item()` waits for the GPU to finish its queued work; summing the losses in a
-# tensor on the device and calling `.item()` once per epoch avoids a wait at every step.
+# Two habits pay off on a GPU, though the tests cannot see them: move the model once and keep the
+# data on the CPU, moving one batch at a time (GPU memory stays small); and sum the losses in a
+# tensor on the device, calling `.item()` once per epoch, since `.item()` waits for the GPU to
+# finish its queued work.
+#
+# The tests train a network of their own (`train_reference_net` below, the same architecture
+# as `TwoLayerNet` built from `nn.Sequential`), so that their result depends on `train` alone.
 
 # %% nbgrader={"grade": false, "grade_id": "train", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def train(model, x_train, y_train, device, epochs, lr, batch_size, seed):
@@ -1124,8 +1196,23 @@ def train(model, x_train, y_train, device, epochs, lr, batch_size, seed):
     return losses
 
 
+# %% nbgrader={"grade": false, "grade_id": "train_driver", "locked": true, "schema_version": 3, "solution": false, "task": false}
+def train_reference_net(state, x_train, y_train, x_eval, epochs, lr, batch_size, seed):
+    """Train an affine - ReLU - affine nn.Sequential that starts from the weights in state (keys
+    as for TwoLayerNet) with your train on nnkit.pick_device(). Returns (losses, scores): what
+    train returned, and the trained network's float32 scores for x_eval."""
+    hidden, in_features = state["fc1.weight"].shape
+    net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, state["fc2.weight"].shape[0]))
+    net.load_state_dict({"0.weight": state["fc1.weight"], "0.bias": state["fc1.bias"],
+                         "2.weight": state["fc2.weight"], "2.bias": state["fc2.bias"]})
+    losses = train(net, x_train, y_train, nnkit.pick_device(), epochs, lr, batch_size, seed)
+    net.cpu()
+    with torch.no_grad():
+        scores = net(torch.as_tensor(x_eval, dtype=torch.float32)).numpy()
+    return losses, scores
+
+
 # %% nbgrader={"grade": true, "grade_id": "test_train_small", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-device = nnkit.pick_device()
 x = np.array([[2.0, 0.0, 0.0, 1.0], [0.0, 2.0, 0.0, 1.0], [0.0, 0.0, 2.0, 1.0],
               [1.5, 0.2, 0.0, 1.0], [0.0, 1.5, 0.3, 1.0], [0.2, 0.0, 1.5, 1.0]], dtype=np.float32)
 y = np.array([0, 1, 2, 0, 1, 2])
@@ -1133,9 +1220,7 @@ y = np.array([0, 1, 2, 0, 1, 2])
 # A zero last layer gives equal scores, so the first full-batch loss is log 3.
 state = linear_init_state(4, 8, 3, seed=3)
 state["fc2.weight"], state["fc2.bias"] = torch.zeros(3, 8), torch.zeros(3)
-model = TwoLayerNet(4, 8, 3)
-model.load_state_dict(state)
-losses = train(model, x, y, device, epochs=30, lr=0.5, batch_size=6, seed=0)
+losses, _ = train_reference_net(state, x, y, x, epochs=30, lr=0.5, batch_size=6, seed=0)
 assert isinstance(losses, list) and len(losses) == 30, (
     f"train: should return a list with one loss per epoch (30), got {type(losses).__name__} "
     f"of length {len(losses) if isinstance(losses, (list, tuple)) else '?'}")
@@ -1150,39 +1235,51 @@ assert losses[-1] < 0.5 * losses[0], (
 # lr = 0 freezes the model: with batches of 4 and 2 examples, every epoch's mean loss must be
 # the full-data loss, which holds only if each batch loss is weighted by its size.
 state = linear_init_state(4, 8, 3, seed=4)
-model = TwoLayerNet(4, 8, 3)
-model.load_state_dict(state)
 hidden = torch.relu(F.linear(torch.from_numpy(x), state["fc1.weight"], state["fc1.bias"]))
 full_loss = F.cross_entropy(F.linear(hidden, state["fc2.weight"], state["fc2.bias"]), torch.from_numpy(y)).item()
-losses = train(model, x, y, device, epochs=2, lr=0.0, batch_size=4, seed=0)
+losses, _ = train_reference_net(state, x, y, x, epochs=2, lr=0.0, batch_size=4, seed=0)
 check_close(losses, [full_loss, full_loss], "train: per-epoch losses with lr=0 and batches of 4 and 2", rtol=1e-5,
             hint="weight each batch's mean loss by its number of examples, then divide by N")
+
+# The same seed gives the same run.
+runs = [train_reference_net(state, x, y, x, epochs=3, lr=0.3, batch_size=4, seed=5)[0] for _ in range(2)]
+assert runs[0] == runs[1], (
+    f"train: two runs with seed=5 gave different losses, {runs[0]} and {runs[1]}; "
+    "draw each epoch's order from one torch.Generator seeded with seed")
 print("train (small cases): visible checks passed")
 ### BEGIN HIDDEN TESTS
-rng_t = np.random.default_rng(5001)
-N, D, H, C, lr = 10, 5, 7, 3, 0.3
-x = rng_t.normal(size=(N, D)).astype(np.float32)
-y = rng_t.integers(0, C, size=N)
-state = linear_init_state(D, H, C, seed=11)
-w = [state[k].clone().requires_grad_(True) for k in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")]
-xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-expected = []
-for _ in range(3):
-    loss = F.cross_entropy(F.linear(torch.relu(F.linear(xt, w[0], w[1])), w[2], w[3]), yt)
-    expected.append(loss.item())
-    step = torch.autograd.grad(loss, w)
+def replay_sgd(state, x, y, epochs, lr, batch_size, seed):
+    """Minibatch SGD as the task describes it, step by step: (per-epoch losses, final scores)."""
+    w = [state[k].clone().requires_grad_(True) for k in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")]
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for idx in torch.randperm(len(x), generator=gen).split(batch_size):
+            loss = F.cross_entropy(F.linear(torch.relu(F.linear(xt[idx], w[0], w[1])), w[2], w[3]), yt[idx])
+            total += loss.item() * len(idx)
+            step = torch.autograd.grad(loss, w)
+            with torch.no_grad():
+                for p, g in zip(w, step):
+                    p -= lr * g
+        losses.append(total / len(x))
     with torch.no_grad():
-        for p, g in zip(w, step):
-            p -= lr * g
-model = TwoLayerNet(D, H, C)
-model.load_state_dict(state)
-losses = train(model, x, y, device, epochs=3, lr=lr, batch_size=N, seed=1)
-check_close(losses, expected, "train: full-batch losses against three steps of gradient descent", rtol=1e-5, atol=1e-6)
-model.cpu()
-with torch.no_grad():
-    expected_scores = F.linear(torch.relu(F.linear(xt, w[0], w[1])), w[2], w[3]).numpy()
-check_array(model(xt).detach().numpy(), expected_scores, "train: model scores after three full-batch steps",
-            rtol=1e-4, atol=1e-5)
+        scores = F.linear(torch.relu(F.linear(xt, w[0], w[1])), w[2], w[3]).numpy()
+    return losses, scores
+
+
+rng_t = np.random.default_rng(5001)
+for N, D, H, C, lr, batch_size, seed in ((10, 5, 7, 3, 0.3, 10, 1), (11, 4, 6, 3, 0.2, 4, 7), (9, 3, 5, 4, 0.4, 2, 2)):
+    x = rng_t.normal(size=(N, D)).astype(np.float32)
+    y = rng_t.integers(0, C, size=N)
+    state = linear_init_state(D, H, C, seed=11 + seed)
+    expected_losses, expected_scores = replay_sgd(state, x, y, 3, lr, batch_size, seed)
+    losses, scores = train_reference_net(state, x, y, x, epochs=3, lr=lr, batch_size=batch_size, seed=seed)
+    setting = f"N={N}, batch_size={batch_size}, lr={lr}, seed={seed}"
+    check_close(losses, expected_losses, f"train: epoch losses against a replay of minibatch SGD ({setting})",
+                rtol=1e-5, atol=1e-6)
+    check_array(scores, expected_scores, f"train: scores after three epochs ({setting})", rtol=1e-4, atol=1e-5)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_train_mnist1d", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
@@ -1190,16 +1287,12 @@ import time
 from nnkit.data import load_mnist1d
 
 x_train, y_train, x_test, y_test = load_mnist1d()
-device = nnkit.pick_device()
-model = TwoLayerNet(40, 128, 10)
-model.load_state_dict(linear_init_state(40, 128, 10, seed=0))
 start = time.perf_counter()
-losses = train(model, x_train, y_train, device, epochs=20, lr=0.1, batch_size=32, seed=0)
+losses, scores = train_reference_net(linear_init_state(40, 128, 10, seed=0), x_train, y_train, x_test,
+                                     epochs=20, lr=0.1, batch_size=32, seed=0)
 seconds = time.perf_counter() - start
-model.cpu()
-predicted = model(torch.from_numpy(x_test)).argmax(dim=1).numpy()
-accuracy = float(np.mean(predicted == y_test))
-print(f"MNIST-1D on {device}: loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
+accuracy = float(np.mean(scores.argmax(axis=1) == y_test))
+print(f"MNIST-1D on {nnkit.pick_device()}: loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
       f"test accuracy {accuracy:.3f}, {seconds:.1f} s")
 assert len(losses) == 20, f"train: expected 20 epoch losses, got {len(losses)}"
 assert np.all(np.isfinite(losses)), f"train: the loss is not finite: {losses}"

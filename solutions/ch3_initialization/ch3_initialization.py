@@ -39,6 +39,7 @@
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn as nn
@@ -59,8 +60,9 @@ print("torch", torch.__version__, "| device for training:", nnkit.pick_device())
 # **Symmetry.** If every weight of a layer starts at the same value, every unit of that layer computes
 # the same function of the same input, receives the same gradient, and takes the same update: the units
 # stay identical forever, and a layer of 64 units is no better than a layer of one. With all weights
-# zero it is worse still: in a tanh or ReLU network every hidden gradient is exactly zero and only the
-# output biases learn. Random weights break the symmetry. Biases can start at zero, because the random
+# zero it is worse still: in a tanh or ReLU network every hidden unit outputs $0$, every hidden gradient is
+# exactly zero, and only the output biases learn. Such a network is sometimes said to be "a linear model";
+# it is less than that, since its output is the same for every input. Random weights break the symmetry. Biases can start at zero, because the random
 # weights already make the units differ.
 #
 # **Scale.** Take one unit of a layer without bias, $y = \sum_{i=1}^{n} w_i x_i$, and assume
@@ -84,7 +86,9 @@ print("torch", torch.__version__, "| device for training:", nnkit.pick_device())
 # * **Forward pass, zero-mean activations.** $\operatorname{Var}(w) = 1/n_\text{in}$ keeps
 #   $\operatorname{Var}(y) = \operatorname{Var}(x)$. This is the recommendation of LeCun et al. (1998),
 #   standard deviation $n_\text{in}^{-1/2}$, made for inputs normalized to unit variance and their scaled
-#   tanh, $1.7159 \tanh(2x/3)$, which is close to the identity near $0$.
+#   tanh, $f(x) = 1.7159 \tanh(2x/3)$. That function is not the identity near $0$ (its slope there is
+#   $1.7159 \cdot 2/3 \approx 1.144$); its constants make $f(\pm 1) = \pm 1$, so that inputs of size about
+#   $1$ come out with about the same size.
 # * **Backward pass.** The gradient with respect to an input, $\partial L/\partial x_i = \sum_j w_{ji}\,
 #   \partial L / \partial y_j$, is a sum over the $n_\text{out}$ units the input feeds, so the same argument
 #   gives $\operatorname{Var}(\partial L/\partial x) = n_\text{out} \operatorname{Var}(w)
@@ -116,6 +120,11 @@ print("torch", torch.__version__, "| device for training:", nnkit.pick_device())
 #
 # A weight with fewer than two dimensions has no fans (PyTorch raises `ValueError`).
 #
+# The formula reads the shape only. For a grouped convolution (`groups=g`) the weight has shape
+# `(out, in/g, k...)`: the fan-in, $(\text{in}/g)\,r$, is right, but each input channel feeds only the
+# $\text{out}/g$ output channels of its group, so the true fan-out is $\text{out}\cdot r/g$, and PyTorch's
+# value overstates it by the factor $g$. Here you follow PyTorch's convention.
+#
 # **Gains.** PyTorch writes both families with a *gain* that depends on the nonlinearity:
 #
 # | initializer | standard deviation $\sigma$ | uniform bound |
@@ -131,8 +140,8 @@ print("torch", torch.__version__, "| device for training:", nnkit.pick_device())
 # input away from $0$. The sigmoid value is not derived at all: sigmoid outputs have mean $\tfrac12$, so the
 # zero-mean argument does not apply.
 #
-# Write `fan_in_fan_out(shape)` and `calculate_gain(nonlinearity, param=None)` with plain Python and NumPy
-# (no `torch`). Return Python `int`s for the fans and a Python `float` for the gain; raise `ValueError` for a
+# Write `fan_in_fan_out(shape)` and `calculate_gain(nonlinearity, param=None)` with plain Python (the
+# point is to see the formulas, not to call `torch`). Return Python `int`s for the fans and a Python `float` for the gain; raise `ValueError` for a
 # shape with fewer than two dimensions and for a nonlinearity not in the list above.
 
 # %% nbgrader={"grade": false, "grade_id": "fans_sol", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -205,6 +214,12 @@ for trial in range(12):
     assert tuple(got) == tuple(expected), \
         f"fan_in_fan_out({shape}) returned {got}, torch.nn.init computes {expected}"
 assert tuple(fan_in_fan_out([7, 3])) == (3, 7), "fan_in_fan_out should accept a list as the shape"
+got = fan_in_fan_out((16, 4, 3, 3))
+assert all(isinstance(v, int) and not isinstance(v, bool) for v in got), \
+    f"fan_in_fan_out should return Python ints, got {[type(v).__name__ for v in got]} (use int(...))"
+from nnkit.testing import check_raises
+for bad in [(5,), ()]:
+    check_raises(lambda: fan_in_fan_out(bad), ValueError, f"fan_in_fan_out({bad})")
 ### END HIDDEN TESTS
 print("fan_in_fan_out: tests passed")
 
@@ -230,6 +245,12 @@ for slope in rng.uniform(0.0, 3.0, size=6):
                  torch.nn.init.calculate_gain("leaky_relu", float(slope)),
                  f"calculate_gain('leaky_relu', {slope:.4f}) against torch", rtol=1e-12)
 check_scalar(calculate_gain("tanh", 0.3), 5 / 3, "calculate_gain('tanh', 0.3): param is ignored", rtol=1e-12)
+for name in ["linear", "relu", "leaky_relu"]:
+    assert isinstance(calculate_gain(name), float), \
+        f"calculate_gain({name!r}) should return a Python float, got {type(calculate_gain(name)).__name__}"
+from nnkit.testing import check_raises
+for bad in ["softmax", "ReLU", "gelu"]:
+    check_raises(lambda: calculate_gain(bad), ValueError, f"calculate_gain({bad!r})")
 ### END HIDDEN TESTS
 print("calculate_gain: tests passed")
 
@@ -373,6 +394,11 @@ w = init_weights((40, 25, 3, 3), "normal", np.random.default_rng(303), std=0.2)
 check_distribution(w, 0.2, "normal on shape (40, 25, 3, 3)", uniform=False, shape=(40, 25, 3, 3))
 w = init_weights((100, 200), "normal", np.random.default_rng(304), std=0.05, gain=7.0, mode="fan_out")
 check_distribution(w, 0.05, "normal with gain and mode given (they must be ignored)", uniform=False)
+from nnkit.testing import check_raises
+for scheme, mode in [("orthogonal", "fan_in"), ("xavier", "fan_in"), ("kaiming_normal", "fan_avg"),
+                     ("kaiming_uniform", "in")]:
+    check_raises(lambda: init_weights((4, 5), scheme, np.random.default_rng(0), mode=mode), ValueError,
+                 f"init_weights((4, 5), {scheme!r}, rng, mode={mode!r})")
 ### END HIDDEN TESTS
 print("init_weights (zeros, constant, normal): tests passed")
 
@@ -703,8 +729,10 @@ print("backward_stats: tests passed")
 # %% [markdown] nbgrader={"grade": false, "grade_id": "depth_exp_md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### What happens in 12 layers
 #
-# The next two test cells run your functions on a network of 12 layers of 384 units, with a batch of
-# 100 inputs $x \sim \mathcal N(0, 1)$, and check four effects. Each was measured on 40 random networks
+# The next two test cells run `deep_forward`, `forward_stats` and `backward_stats` on a network of 12 layers
+# of 384 units, with a batch of 100 inputs $x \sim \mathcal N(0, 1)$, and check four effects. They draw the
+# weights themselves with NumPy, with the standard deviations of the schemes, so that a mistake in
+# `init_weights` is counted by its own tests only. Each was measured on 40 random networks
 # before being written down here, and the bounds hold with a wide margin:
 #
 # 1. **He + ReLU keeps the scale.** With `kaiming_normal` and gain $\sqrt 2$, the standard deviation of the
@@ -722,7 +750,8 @@ print("backward_stats: tests passed")
 #    here, though: the weights are so large that the gradient reaching $x$ is between $3 \times 10^5$ and $6 \times 10^5$
 #    times the one entering the last layer. Saturation and exploding gradients together make such a network useless.
 #
-# Each layer gets its own generator, `np.random.default_rng([seed, l])`, so that the layers are independent.
+# Each layer gets its own generator, `np.random.default_rng([seed, l])`, so that the layers are independent;
+# `deep_weights` below does the same with your `init_weights`, for the plot after the tests.
 
 # %% nbgrader={"grade": false, "grade_id": "depth_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def deep_weights(width, depth, scheme, seed, **kwargs):
@@ -736,14 +765,24 @@ def probe_batch(width, seed, n=100):
     return rng.normal(size=(n, width)), rng.normal(size=(n, width))
 
 
+def layer_weights(width, depth, std, seed, uniform=False):
+    """depth square weights (width, width) with the given std, drawn here with NumPy (not with
+    init_weights, which has its own tests): layer l from np.random.default_rng([seed, l])."""
+    rngs = [np.random.default_rng([seed, l]) for l in range(depth)]
+    if uniform:
+        return [r.uniform(-math.sqrt(3) * std, math.sqrt(3) * std, size=(width, width)) for r in rngs]
+    return [r.normal(0.0, std, size=(width, width)) for r in rngs]
+
+
 # %% nbgrader={"grade": true, "grade_id": "test_depth_he", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import math
 import numpy as np
 
+
 WIDTH, DEPTH = 384, 12
 x, dout = probe_batch(WIDTH, seed=0)
 
-he = deep_weights(WIDTH, DEPTH, "kaiming_normal", seed=1, gain=math.sqrt(2))
+he = layer_weights(WIDTH, DEPTH, math.sqrt(2 / WIDTH), seed=1)  # He: gain sqrt(2), fan-in WIDTH
 means, stds = forward_stats(x, he, "relu")
 ratio = stds[-1] / stds[0]
 assert 0.5 <= ratio <= 2.0, \
@@ -752,30 +791,31 @@ g = backward_stats(x, he, "relu", dout)
 assert 0.5 <= g[0] / g[-1] <= 2.0, \
     f"He init + ReLU: gradient std at the input / at the last layer = {g[0] / g[-1]:.3g}, expected within [0.5, 2]"
 
-xavier = deep_weights(WIDTH, DEPTH, "xavier_normal", seed=2)
+xavier = layer_weights(WIDTH, DEPTH, math.sqrt(2 / (WIDTH + WIDTH)), seed=2)  # Xavier, gain 1
 _, stds = forward_stats(x, xavier, "relu")
 assert stds[-1] / stds[0] < 0.1, \
     f"Xavier (gain 1) + ReLU should lose about sqrt(2) per layer; std ratio last/first = {stds[-1] / stds[0]:.3g}"
 ### BEGIN HIDDEN TESTS
 for seed in (11, 12):
     x, dout = probe_batch(WIDTH, seed=seed)
-    _, stds = forward_stats(x, deep_weights(WIDTH, DEPTH, "kaiming_normal", seed=seed, gain=math.sqrt(2)), "relu")
+    _, stds = forward_stats(x, layer_weights(WIDTH, DEPTH, math.sqrt(2 / WIDTH), seed=seed), "relu")
     assert 0.5 <= stds[-1] / stds[0] <= 2.0, f"seed {seed}: He + ReLU std ratio {stds[-1] / stds[0]:.3g}"
-    _, stds = forward_stats(x, deep_weights(WIDTH, DEPTH, "kaiming_normal", seed=seed), "linear")
+    _, stds = forward_stats(x, layer_weights(WIDTH, DEPTH, math.sqrt(1 / WIDTH), seed=seed), "linear")
     assert 0.5 <= stds[-1] / stds[0] <= 2.0, f"seed {seed}: LeCun + linear std ratio {stds[-1] / stds[0]:.3g}"
-    _, stds = forward_stats(x, deep_weights(WIDTH, DEPTH, "kaiming_uniform", seed=seed, gain=math.sqrt(2),
-                                            mode="fan_out"), "relu")
+    _, stds = forward_stats(x, layer_weights(WIDTH, DEPTH, math.sqrt(2 / WIDTH), seed=seed, uniform=True), "relu")
     assert 0.5 <= stds[-1] / stds[0] <= 2.0, f"seed {seed}: He (uniform, fan_out) + ReLU std ratio {stds[-1] / stds[0]:.3g}"
 ### END HIDDEN TESTS
 print("He vs Xavier with ReLU: tests passed")
 
 # %% nbgrader={"grade": true, "grade_id": "test_depth_small_large", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import math
 import numpy as np
+
 
 WIDTH, DEPTH = 384, 12
 x, dout = probe_batch(WIDTH, seed=3)
 
-small = deep_weights(WIDTH, DEPTH, "normal", seed=4, std=0.01)
+small = layer_weights(WIDTH, DEPTH, 0.01, seed=4)
 for activation in ["tanh", "relu"]:
     means, stds = forward_stats(x, small, activation)
     assert stds[9] < 1e-6 * x.std(), \
@@ -784,7 +824,7 @@ for activation in ["tanh", "relu"]:
     assert g[0] < 1e-6 * g[-1], \
         f"N(0, 0.01^2) + {activation}: gradient std at the input {g[0]:.3g} vs {g[-1]:.3g} at the last layer"
 
-large = deep_weights(WIDTH, DEPTH, "normal", seed=5, std=1.0)
+large = layer_weights(WIDTH, DEPTH, 1.0, seed=5)
 hs = deep_forward(x, large, "tanh")
 saturated = np.array([np.mean(np.abs(h) > 0.99) for h in hs])
 assert saturated.min() > 0.75, \
@@ -792,22 +832,20 @@ assert saturated.min() > 0.75, \
 ### BEGIN HIDDEN TESTS
 for seed in (13, 14):
     x, dout = probe_batch(WIDTH, seed=seed)
-    small = deep_weights(WIDTH, DEPTH, "normal", seed=seed, std=0.01)
+    small = layer_weights(WIDTH, DEPTH, 0.01, seed=seed)
     _, stds = forward_stats(x, small, "tanh")
     assert stds[9] < 1e-6 * x.std(), f"seed {seed}: N(0, 0.01^2) + tanh std at layer 10 = {stds[9]:.3g}"
-    hs = deep_forward(x, deep_weights(WIDTH, DEPTH, "normal", seed=seed, std=1.0), "tanh")
+    hs = deep_forward(x, layer_weights(WIDTH, DEPTH, 1.0, seed=seed), "tanh")
     assert min(np.mean(np.abs(h) > 0.99) for h in hs) > 0.75, f"seed {seed}: N(0, 1) + tanh did not saturate"
 ### END HIDDEN TESTS
 print("small and large init: tests passed")
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "depth_plot_md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # The cell below plots the standard deviation of the activations and of the gradients layer by layer for
-# several initializations (ungraded). Read the curves with the variance argument in mind: which ones follow
+# several initializations (optional, not graded). Read the curves with the variance argument in mind: which ones follow
 # a straight line on the logarithmic axis, and what is its slope?
 
-# %% nbgrader={"grade": false, "grade_id": "depth_plot", "locked": true, "schema_version": 3, "solution": false, "task": false}
-import matplotlib.pyplot as plt
-
+# %% tags=["optional"] nbgrader={"grade": false, "grade_id": "depth_plot", "locked": true, "schema_version": 3, "solution": false, "task": false}
 WIDTH, DEPTH = 384, 12
 x, dout = probe_batch(WIDTH, seed=0)
 cases = {  # label: (activation, scheme, keyword arguments)
@@ -819,12 +857,12 @@ cases = {  # label: (activation, scheme, keyword arguments)
     "He, ReLU": ("relu", "kaiming_normal", {"gain": calculate_gain("relu")}),
 }
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-layers = np.arange(1, DEPTH + 1)
+layer_numbers = np.arange(1, DEPTH + 1)
 for label, (activation, scheme, kwargs) in cases.items():
     weights = deep_weights(WIDTH, DEPTH, scheme, seed=1, **kwargs)
     _, stds = forward_stats(x, weights, activation)
     grads = backward_stats(x, weights, activation, dout)
-    axes[0].semilogy(layers, stds, marker="o", label=label)
+    axes[0].semilogy(layer_numbers, stds, marker="o", label=label)
     axes[1].semilogy(np.arange(DEPTH), grads, marker="o", label=label)
     print(f"{label:24s} activation std: layer 1 {stds[0]:9.3g}, layer {DEPTH} {stds[-1]:9.3g} | "
           f"gradient std: input {grads[0]:9.3g}, last layer {grads[-1]:9.3g}")
@@ -956,6 +994,8 @@ for index, (cin, cout) in [(0, (32, 48)), (2, (48, 64))]:
     w = model[index].weight.detach().cpu().double().numpy()
     check_std(w, (5 / 3) / math.sqrt(cin * 9), f"apply_init on Conv2d({cin}, {cout}, 3), 'kaiming', tanh")
     assert np.all(model[index].bias.detach().cpu().numpy() == 0), "Conv2d bias should be zero"
+from nnkit.testing import check_raises
+check_raises(lambda: apply_init(test_model(), "orthogonal"), ValueError, "apply_init(model, 'orthogonal')")
 ### END HIDDEN TESTS
 print("apply_init: tests passed")
 
@@ -973,12 +1013,15 @@ print("apply_init: tests passed")
 #    `apply_init(model, scheme, activation)`.
 # 2. Move the model and the data to `device` (a `torch.device` or a string; keep all the data there and
 #    slice minibatches on the device, so the code runs unchanged on a CPU, a CUDA GPU or Apple's MPS).
-# 3. Train for `epochs` epochs with `torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)` and the
+# 3. Train for `epochs` epochs with `torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)` (PyTorch's
+#    momentum, explained in chapter 1: $v \leftarrow 0.9\,v + g$, $w \leftarrow w - \text{lr}\cdot v$) and the
 #    cross-entropy loss, on minibatches of `batch_size` in an order reshuffled every epoch by a
 #    `torch.Generator` seeded with `seed`.
 # 4. Return a dict with `"loss_history"` (a list of `epochs` Python floats, the mean training loss of each
 #    epoch), `"test_accuracy"` (a Python float, measured in `model.eval()` mode under `torch.no_grad()`) and
 #    `"model"` (the trained model).
+#
+# The hidden tests run this procedure themselves on the CPU, step by step, and compare the loss histories.
 #
 # A network that outputs the same distribution for every input can do no better than the entropy of the
 # labels, $\ln 10 \approx 2.303$ for ten balanced classes: a loss stuck there means the network has not
@@ -1057,10 +1100,33 @@ def train_deep_mlp(scheme, activation, depth, device, epochs, seed, width=64, lr
 #
 # The tests ask for less than that: a fall of at least 0.5 in 5 epochs, and a loss within 0.01 of $\ln 10$.
 
+# %% nbgrader={"grade": false, "grade_id": "check_apply_init_first", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import torch
+import torch.nn as nn
+
+
+def check_apply_init_first(scheme, activation, want_std):
+    """train_deep_mlp initializes through apply_init: say so if apply_init is the part that is wrong."""
+    torch.manual_seed(0)
+    probe = apply_init(nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512)), scheme, activation)
+    w, b = probe[2].weight.detach().cpu().double(), probe[2].bias.detach().cpu()
+    if abs(w.std().item() / want_std - 1) > 0.05 or b.abs().max().item() != 0:
+        raise AssertionError(
+            f"train_deep_mlp initializes the model with your apply_init(model, {scheme!r}, {activation!r}), and "
+            f"that gives a 512 -> 512 layer weights of std {w.std().item():.4g} (expected {want_std:.4g}) and biases up "
+            f"to {b.abs().max().item():.3g} (expected 0). Fix apply_init first: its own test shows what is wrong.")
+
+
 # %% nbgrader={"grade": true, "grade_id": "test_train_kaiming", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 import math
 import nnkit
 
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+check_apply_init_first("kaiming", "relu", math.sqrt(2 / 512))
 device = nnkit.pick_device()
 result = train_deep_mlp("kaiming", "relu", depth=10, device=device, epochs=5, seed=0)
 assert isinstance(result, dict), f"train_deep_mlp should return a dict, got {type(result).__name__}"
@@ -1087,6 +1153,48 @@ assert h[-1] < h[0] - 0.3, f"Xavier + tanh did not learn: {h}"
 again = train_deep_mlp("kaiming", "relu", depth=10, device=device, epochs=5, seed=0)["loss_history"]
 assert all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(again, losses)), \
     f"two runs with the same seed should give the same losses: {losses} vs {again}"
+
+
+def oracle_loss_history(depth, epochs, seed, lr=0.01, batch_size=100, width=64):
+    """The procedure of the task on the CPU, with torch.nn.init's He initialization."""
+    from nnkit.data import load_mnist1d
+
+    x, y, _, _ = load_mnist1d()
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    torch.manual_seed(seed)  # as make_deep_mlp does, then the initialization continues the same stream
+    layers, fan_in = [], 40
+    for _ in range(depth):
+        layers += [nn.Linear(fan_in, width), nn.ReLU()]
+        fan_in = width
+    net = nn.Sequential(*layers, nn.Linear(fan_in, 10))
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+    sgd = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    shuffler = torch.Generator().manual_seed(seed)
+    history = []
+    for _ in range(epochs):
+        order, total = torch.randperm(len(x), generator=shuffler), 0.0
+        for first in range(0, len(x), batch_size):
+            rows = order[first:first + batch_size]
+            loss = F.cross_entropy(net(x[rows]), y[rows])
+            sgd.zero_grad()
+            loss.backward()
+            sgd.step()
+            total += loss.item() * len(rows)
+        history.append(total / len(x))
+    return history
+
+
+for seed, depth, batch_size in [(5, 4, 100), (6, 3, 128)]:
+    got = train_deep_mlp("kaiming", "relu", depth=depth, device="cpu", epochs=2, seed=seed,
+                         batch_size=batch_size)["loss_history"]
+    want = oracle_loss_history(depth, epochs=2, seed=seed, batch_size=batch_size)
+    assert len(got) == 2 and all(math.isclose(a, b, rel_tol=1e-5) for a, b in zip(got, want)), \
+        (f"seed {seed}, depth {depth}, batch_size {batch_size}, 2 epochs on the CPU: loss history {got}, expected "
+         f"{want}. Check the steps of the task: SGD with momentum 0.9, one torch.Generator seeded once, a new "
+         "randperm from it every epoch, and the mean loss weighted by the minibatch sizes.")
 ### END HIDDEN TESTS
 print("train_deep_mlp with He initialization: tests passed")
 
@@ -1095,6 +1203,11 @@ import math
 import numpy as np
 import nnkit
 
+import torch
+import torch.nn as nn
+
+
+check_apply_init_first("small", "relu", 0.01)
 device = nnkit.pick_device()
 LN10 = math.log(10)
 for activation in ["relu", "tanh"]:
@@ -1128,9 +1241,9 @@ print("train_deep_mlp with bad initializations: tests passed")
 # With all weights equal to a constant $c \ne 0$ the gradients are no longer zero, but they are the same for
 # every unit of a layer, so the units move together and stay copies of each other. The cell below (ungraded)
 # shows it on a small tanh network with PyTorch's `nn.init.constant_`: the weights change, the rows do not
-# come apart.
+# come apart. It is optional.
 
-# %% nbgrader={"grade": false, "grade_id": "symmetry_demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% tags=["optional"] nbgrader={"grade": false, "grade_id": "symmetry_demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
 torch.manual_seed(0)
 net = make_deep_mlp("tanh", depth=2, width=16)
 for module in net:
@@ -1154,7 +1267,7 @@ print(f"first layer: largest change {float((after - before).abs().max()):.3f}, "
 # %% [markdown] nbgrader={"grade": false, "grade_id": "compare_md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 7. Comparing initializations
 #
-# The cell below (ungraded) trains the 10-layer MLP with several initializations, with the same seed and
+# The cell below (optional, not graded) trains the 10-layer MLP with several initializations, with the same seed and
 # learning rate, and plots the loss curves. Questions to answer for yourself:
 #
 # * PyTorch's default initialization and $\mathcal N(0, 0.01^2)$ both stall with ReLU here. Using the variance argument,
@@ -1166,10 +1279,8 @@ print(f"first layer: largest change {float((after - before).abs().max()):.3f}, "
 #
 # These are single runs with one seed on one small data set; read trends, not the third digit.
 
-# %% nbgrader={"grade": false, "grade_id": "compare_code", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% tags=["optional"] nbgrader={"grade": false, "grade_id": "compare_code", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import time
-
-import matplotlib.pyplot as plt
 
 device = nnkit.pick_device()
 print(f"training on {device}\n")
