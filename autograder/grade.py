@@ -34,6 +34,7 @@ from .leaks import HIDDEN_TEST_MARKERS, HIDDEN_TESTS_ONLY, find_leaks, secrets_o
 from .release import generate
 from .repair import Unrecognizable, rebuild
 from .result import RESULT_FILE, Outcome, Status, SubmissionResult, TestResult, Verdict
+from .worker import GRADER_PID
 
 GRADES_HEADER = ("student_id", "assignment_id", "score", "max_score", "status")
 TESTS_HEADER = ("student_id", "assignment_id", "test_id", "points", "max_points", "reason")
@@ -246,7 +247,7 @@ class Batch:
         uid = self.uids.get()  # one uid per running submission: limits and signals stay apart
         command += ["--uid", str(uid)] if self.settings.sandbox else ["--no-sandbox"]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p), **{GRADER_PID: str(os.getpid())})
         with subprocess.Popen(command, cwd=course, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
             try:

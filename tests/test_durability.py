@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -61,6 +62,12 @@ def test_kill_and_rerun_give_the_grades_deserved_once_each(course):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    # The workers (each in a session of its own) and their kernels stop with the grader: none
+    # goes on writing into the folders the rerun rebuilds.
+    deadline = time.monotonic() + 2  # SIGKILL from the kernel: at once
+    while _workers_of(out) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _workers_of(out), "grading workers outlived the killed grader"
     done_before = len(list(results.glob("*.json")))
     assert 2 <= done_before < STUDENTS, "the kill should land in the middle of the batch"
     assert not (out / "grades.csv").exists(), "grades.csv is written once the batch is complete"
@@ -75,3 +82,16 @@ def test_kill_and_rerun_give_the_grades_deserved_once_each(course):
     assert proc.wait(timeout=900) == 0
     assert (out / "grades.csv").read_text().replace("\r\n", "\n") == expected
     print(f"rerun from stored results: {time.monotonic() - start:.1f} s")
+
+
+def _workers_of(out):
+    """Processes whose command line names this batch's folder."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(out) in text:
+            found.append(text)
+    return found
