@@ -234,3 +234,14 @@ def test_each_chapter_has_page_toc_readme_row_and_reference_tests():
         assert f"| `{assignment}` |" in readme, f"README.md has no row for {assignment}"
         chapter = assignment.split("_")[0]
         assert (ROOT / "tests" / f"test_{chapter}_reference.py").exists(), f"no tests/test_{chapter}_reference.py"
+
+
+def test_markdown_uses_no_book_only_syntax(source):
+    """A notebook's text is read in Jupyter, where MyST roles such as {doc} do not render (and,
+    from exercises/, they would point at the wrong folder in the book)."""
+    assignment, nb = source
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for role in ("{doc}", "{ref}", "{numref}", "{eq}"):
+                assert role not in cell.source, \
+                    f"{assignment}: {nbgrader_meta(cell)['grade_id']} uses {role}: name the chapter in plain text"

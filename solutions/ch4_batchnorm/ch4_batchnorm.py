@@ -31,7 +31,7 @@
 # 5. **PyTorch**: `make_mlp`, `train`, `predict` and `fold_mlp` on MNIST-1D, on the GPU if there is one.
 #
 # Conventions: NumPy arrays in `float64`; every layer is a function `forward(...) -> (out, cache)` and
-# `backward(dout, cache) -> gradients`, as in {doc}`chapter 0 <../ch0_building_blocks/building_blocks>`.
+# `backward(dout, cache) -> gradients`, as in chapter 0.
 # A layer with state (batch norm's running statistics) takes the state as a dict and returns a **new**
 # dict; it never changes its arguments in place (the tests check that).
 #
