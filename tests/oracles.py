@@ -107,11 +107,48 @@ def sgd_epoch_losses(model, optimizer, x, y, *, epochs, batch_size, seed):
     each epoch visits the examples in the order of ``torch.randperm`` drawn from one CPU
     generator seeded with ``seed``, takes one optimizer step on the mean cross-entropy of each
     minibatch, and reports the example-weighted mean of the minibatch losses."""
+    return scheduled_epoch_losses(model, optimizer, None, x, y, epochs=epochs, batch_size=batch_size, seed=seed)[0]
+
+
+def optimizer_trajectory(optimizer_class, kwargs, w0, grads, lrs=None):
+    """A ``torch.optim`` class stepped on one float64 parameter with the given gradients, in order:
+    the parameter after each step, as NumPy arrays. ``lrs``, if given, sets the learning rate of
+    each step in ``param_groups`` before it is taken (the way a scheduler changes it)."""
+    p = torch.tensor(np.array(w0, dtype=np.float64), requires_grad=True)
+    optimizer = optimizer_class([p], **kwargs)
+    path = []
+    for k, g in enumerate(grads):
+        if lrs is not None:
+            optimizer.param_groups[0]["lr"] = float(lrs[k])
+        p.grad = torch.tensor(np.array(g, dtype=np.float64))
+        optimizer.step()
+        path.append(p.detach().numpy().copy())
+    return path
+
+
+def scheduler_lrs(make_scheduler, base_lr, steps):
+    """The learning rate of a ``torch.optim.lr_scheduler`` after 0, 1, ..., ``steps`` calls of
+    ``scheduler.step()``, each after an ``optimizer.step()`` (the order PyTorch expects).
+    ``make_scheduler(optimizer)`` builds the scheduler on an SGD optimizer with ``lr=base_lr``."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
+    scheduler = make_scheduler(optimizer)
+    lrs = []
+    for _ in range(steps + 1):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def scheduled_epoch_losses(model, optimizer, scheduler, x, y, *, epochs, batch_size, seed):
+    """``sgd_epoch_losses`` with a scheduler (or None) stepped once after each epoch's optimizer
+    steps: ``(losses, lrs)``, with the learning rate in effect during each epoch."""
     import torch.nn.functional as F
 
     generator = torch.Generator().manual_seed(seed)
-    history = []
+    lrs, losses = [], []
     for _ in range(epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
         order, total = torch.randperm(len(x), generator=generator), 0.0
         for start in range(0, len(x), batch_size):
             idx = order[start:start + batch_size]
@@ -120,5 +157,7 @@ def sgd_epoch_losses(model, optimizer, x, y, *, epochs, batch_size, seed):
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
-        history.append(total / len(x))
-    return history
+        losses.append(total / len(x))
+        if scheduler is not None:
+            scheduler.step()
+    return losses, lrs
