@@ -14,6 +14,10 @@ $(STAMP): requirements.txt pyproject.toml
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && apt-get install -y -qq bubblewrap util-linux >/dev/null); } || \
 	  echo "warning: bubblewrap is not installed; grading will need it (see README)"
+	@# The browser tests of the built book drive Debian's headless Chromium (tests/test_browser.py).
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null); } || \
+	  echo "warning: chromium is not installed; the browser tests of the book will be skipped (see README)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch==2.13.0 is pinned in requirements.txt: the CPU wheel, not the CUDA stack.
 	$(BIN)/python -m pip install --quiet -r requirements.txt
