@@ -1,4 +1,4 @@
-"""Command line: ``python -m autograder release`` and ``python -m autograder grade``."""
+"""Command line: ``python -m autograder release``, ``grade``, ``merge`` and ``report``."""
 
 import argparse
 import os
@@ -6,6 +6,16 @@ import sys
 from pathlib import Path
 
 from .course import ROOT
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 <= I < N")
+    return index, count
 
 
 def main(argv=None) -> int:
@@ -34,6 +44,16 @@ def main(argv=None) -> int:
                     help="comma-separated assignment ids to grade; a student without one gets a "
                          "'missing' row (default: the assignments anyone handed in)")
     gr.add_argument("--quiet", action="store_true", help="no progress bar")
+    gr.add_argument("--shard", type=_shard, metavar="I/N",
+                    help="grade only the I-th of N slices of the (student, assignment) pairs "
+                         "(0 <= I < N), for spreading a batch over machines; see `merge`")
+
+    me = sub.add_parser("merge", help="combine the --out folders of a sharded batch into one")
+    me.add_argument("shards", type=Path, nargs="+", help="the --out folders of `grade --shard I/N`")
+    me.add_argument("--out", type=Path, required=True, help="folder for the combined outputs")
+
+    rep = sub.add_parser("report", help="write OUT/report.html and OUT/gradebook-wide.csv again")
+    rep.add_argument("out", type=Path, help="the --out folder of a grading run or a merge")
 
     args = parser.parse_args(argv)
     if args.command == "release":
@@ -50,6 +70,27 @@ def main(argv=None) -> int:
         print(f"{sum(p.suffix == '.ipynb' for p in written)} student notebook(s) and the nnkit wheel in {args.out}; book copies in {args.book}")
         return 0
 
+    if args.command == "merge":
+        from .merge import MergeError, merge
+        try:
+            count = merge(args.shards, args.out)
+        except MergeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{count} row(s) from {len(args.shards)} shard(s) -> {args.out / 'grades.csv'}")
+        return 0
+
+    if args.command == "report":
+        from .grade import ROWS_FILE, read_rows
+        from .report import REPORT_FILE, write_report
+        if not (args.out / ROWS_FILE).exists():
+            print(f"error: no {ROWS_FILE} in {args.out}", file=sys.stderr)
+            return 2
+        header, rows = read_rows(args.out)
+        write_report(args.out, header["assignments"], rows)
+        print(args.out / REPORT_FILE)
+        return 0
+
     from .collect import SubmissionsError
     from .grade import SandboxUnavailable, Settings, UnknownAssignment, grade
     from .result import Status
@@ -59,7 +100,7 @@ def main(argv=None) -> int:
     try:
         rows = grade(args.submissions, args.out, jobs=args.jobs,
                      settings=Settings(args.cell_timeout, args.notebook_timeout, not args.unsafe_no_sandbox),
-                     progress=not args.quiet, assignment_ids=args.assignments)
+                     progress=not args.quiet, assignment_ids=args.assignments, shard=args.shard)
     except (SandboxUnavailable, SubmissionsError, FileNotFoundError, UnknownAssignment) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

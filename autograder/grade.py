@@ -5,7 +5,10 @@ in its own row; the rest of the class is still graded; a damaged notebook (cells
 moved, duplicated, retyped) is first put back in the exercise's shape (``repair.py``). The
 batch is written to ``OUT/grades.csv`` (one row per student and assignment), ``OUT/tests.csv``
 (one row per test cell), ``OUT/integrity.csv`` (tests that passed in the student's kernel and
-failed the trusted re-check, and notes) and ``OUT/feedback/<student>/<assignment>/<notebook>.html``.
+failed the trusted re-check, and notes) and ``OUT/feedback/<student>/<assignment>/<notebook>.html``;
+with them ``OUT/gradebook.db`` (an nbgrader gradebook of the batch, ``gradebook.py``),
+``OUT/report.html`` and ``OUT/gradebook-wide.csv`` (``report.py``) and ``OUT/rows.json``.
+A batch can be split over machines (``shard``) and put back together (``merge.py``).
 """
 
 import csv
@@ -19,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,6 +62,7 @@ class Row:
     reason: str = ""                                                   # why, for an error
     tests: list[TestResult] = field(default_factory=list, repr=False)
     notes: list[str] = field(default_factory=list, repr=False)         # for the integrity report
+    seconds: float = 0.0                                               # time spent grading it
 
     @property
     def score(self) -> float:
@@ -89,13 +94,14 @@ class Row:
     def to_json(self) -> dict:
         return {"student_id": self.student_id, "assignment_id": self.assignment_id,
                 "max_score": self.max_score, "status": self.status.value, "reason": self.reason,
-                "result": asdict(SubmissionResult(tests=self.tests)), "notes": self.notes}
+                "result": asdict(SubmissionResult(tests=self.tests)), "notes": self.notes,
+                "seconds": self.seconds}
 
     @classmethod
     def from_json(cls, data: dict) -> "Row":
         tests = SubmissionResult.from_dict(data["result"]).tests
         return cls(data["student_id"], data["assignment_id"], data["max_score"], Status(data["status"]),
-                   data["reason"], tests, data["notes"])
+                   data["reason"], tests, data["notes"], data.get("seconds", 0.0))
 
 
 def _one_line(text: str) -> str:
@@ -314,6 +320,12 @@ def _write_csv(path: Path, header, rows) -> None:
     os.replace(tmp, path)  # a reader never sees half a file
 
 
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 class SandboxUnavailable(RuntimeError):
     pass
 
@@ -330,14 +342,21 @@ def handed_in(submissions: Path) -> list[str]:
 
 
 def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | None = None,
-          progress: bool = True, assignment_ids: list[str] | None = None) -> list[Row]:
+          progress: bool = True, assignment_ids: list[str] | None = None,
+          shard: tuple[int, int] | None = None) -> list[Row]:
     """Grade every student for ``assignment_ids`` (default: the assignments anyone handed in,
-    so that chapters not yet released get no rows of zeros)."""
+    so that chapters not yet released get no rows of zeros).
+
+    ``shard=(i, n)`` grades only the i-th of n interleaved slices of the (student, assignment)
+    pairs, in their sorted order: n machines given the same submissions grade the batch once
+    between them, and ``merge`` puts their outputs together."""
     settings = settings or Settings()
     unknown = [a for a in assignment_ids or [] if a not in assignments()]
     if unknown:
         raise UnknownAssignment(f"no assignment {', '.join(unknown)} in this course "
                                 f"(it has {', '.join(assignments())})")
+    if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard {shard[0]}/{shard[1]}: expected i/n with 0 <= i < n")
     if not submissions.exists():
         raise FileNotFoundError(f"submissions not found: {submissions}")
     if settings.sandbox:
@@ -359,7 +378,9 @@ def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | N
     for slot in range(max(1, jobs)):
         batch.uids.put(61000 + slot)
     batch.prepare()
-    tasks = [(s, a) for s in batch.students() for a in batch.assignments]
+    every_task = [(s, a) for s in batch.students() for a in batch.assignments]
+    index, count = shard or (0, 1)
+    tasks = every_task[index::count]
     _remove_stale_feedback(out / "feedback", set(tasks))
     rows: list[Row] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, \
@@ -372,11 +393,33 @@ def grade(submissions: Path, out: Path, *, jobs: int = 1, settings: Settings | N
             bar.update()
             bar.write(f"{row.student_id}/{row.assignment_id}: {_num(row.score)}/"
                       f"{_num(row.max_score)} {row.status_text}")
-    rows.sort(key=lambda r: (r.student_id, r.assignment_id))
+    header = {"assignments": batch.assignments, "students": batch.students(), "shard": [index, count]}
+    write_outputs(out, header, rows, batch.work / "template" / "gradebook.db")
+    return rows
+
+
+ROWS_FILE = "rows.json"  # every row of the run, whole: what `merge` and `report` read back
+
+
+def write_outputs(out: Path, header: dict, rows: list[Row], template_gradebook: Path) -> None:
+    """Everything a run leaves in ``out`` besides the feedback: the CSV files, the rows as JSON,
+    the nbgrader gradebook of the batch, the class report and the one-row-per-student CSV."""
+    from .gradebook import write_gradebook
+    from .report import write_report
+
+    rows = sorted(rows, key=lambda r: (r.student_id, r.assignment_id))
     _write_csv(out / "grades.csv", GRADES_HEADER, [r.csv_fields() for r in rows])
     _write_csv(out / "tests.csv", TESTS_HEADER, [t for r in rows for t in r.test_rows()])
     _write_csv(out / "integrity.csv", INTEGRITY_HEADER, [i for r in rows for i in r.integrity_rows()])
-    return rows
+    _write_text(out / ROWS_FILE, json.dumps({**header, "rows": [r.to_json() for r in rows]}, indent=1))
+    write_gradebook(out / "gradebook.db", template_gradebook, rows)
+    write_report(out, header["assignments"], rows)
+
+
+def read_rows(out: Path) -> tuple[dict, list[Row]]:
+    """The header and rows a run wrote into ``out``."""
+    data = json.loads((out / ROWS_FILE).read_text())
+    return {k: v for k, v in data.items() if k != "rows"}, [Row.from_json(r) for r in data["rows"]]
 
 
 # Everything besides the submission and the assignment that can change a grade: the grader's
@@ -448,7 +491,9 @@ def _safely(batch: Batch, student: str, assignment: str) -> Row:
         row = _stored(batch, student, assignment, key)
         if row is None:
             shutil.rmtree(batch.out / "feedback" / student / assignment, ignore_errors=True)
+            started = time.monotonic()
             row = batch.grade_one(student, assignment)
+            row.seconds = round(time.monotonic() - started, 2)
             _store(batch, row, key)
         return row
     except Exception as exc:
