@@ -20,6 +20,31 @@ import sys
 import tempfile
 from pathlib import Path
 
+GRADER_PID = "TNN_GRADER_PID"
+
+
+def _stop_with_the_grader() -> None:
+    """A worker runs in a session of its own (a time-out ends its whole process group, kernels
+    included), so a grader killed with ``kill -9`` would leave it running, writing into the
+    folder the next run of the batch rebuilds. The kernel asks Linux to end it with its parent;
+    its sandboxed kernels end with it (bubblewrap's ``--die-with-parent``)."""
+    parent = os.environ.get(GRADER_PID)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != int(parent):  # the grader died before the request was made
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    # Before the imports below, which take a second or more on a busy machine: a grader killed
+    # in the meantime must not leave this process running.
+    _stop_with_the_grader()
+
 import nbformat
 from jupyter_client.manager import KernelManager
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
@@ -52,28 +77,7 @@ def _give_to(path: Path, uid: int) -> None:
             os.chown(os.path.join(root, name), uid, uid)
 
 
-GRADER_PID = "TNN_GRADER_PID"
-
-
-def _stop_with_the_grader() -> None:
-    """A worker runs in a session of its own (a time-out ends its whole process group, kernels
-    included), so a grader killed with ``kill -9`` would leave it running, writing into the
-    folder the next run of the batch rebuilds. The kernel asks Linux to end it with its parent;
-    its sandboxed kernels end with it (bubblewrap's ``--die-with-parent``)."""
-    parent = os.environ.get(GRADER_PID)
-    if not parent or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != int(parent):  # the grader died before the request was made
-        os._exit(1)
-
-
 def main(argv=None) -> int:
-    _stop_with_the_grader()
     parser = argparse.ArgumentParser()
     parser.add_argument("root", type=Path)
     parser.add_argument("assignment")
