@@ -426,6 +426,12 @@ def central_difference(f, x, i, h):
              lambda nb: new_notebook(cells=[new_markdown_cell("# my notes"), new_code_cell("print(1)")]),
              0, "error", what="a notebook with nothing of the exercise in it"),
         Case("honest", "reference", lambda nb: nb, FULL, what="the reference solution, graded in the same batch"),
+        Case("solution_line_is_a_hidden_test_line", "reference", lambda nb: set_solutions(nb, scale=(
+            "def scale(x, factor):\n"
+            "    hidden_rng_for_scale = np.random.default_rng(11)\n"
+            "    return np.asarray(x, dtype=np.float64) * factor\n")), FULL,
+             what="an honest solution with a line that is also a hidden-test line: full marks, and "
+                  "feedback withheld (it would show hidden-test text) with a note"),
     ]
 
 

@@ -115,3 +115,13 @@ def test_feedback_names_each_test_says_each_message_once_and_wraps_long_lines(co
         assert f'<a href="#{test_id}"><code>{test_id}</code></a>' in html, test_id
     assert "failed, with the error shown above" in html
     assert "white-space: pre-wrap" in html
+
+
+def test_feedback_that_would_show_hidden_tests_is_withheld_not_the_grade(corpus):
+    """A student's own line that a hidden test also holds: the grade stands (full marks, checked
+    above), the feedback file is not written, and the instructor reads why."""
+    _, _, out, integrity = corpus
+    student = "solution-line-is-a-hidden-test-line"
+    assert not list((out / "feedback" / student).rglob("*.html"))
+    notes = [r["note"] for r in integrity if r["student_id"] == student]
+    assert any("withheld" in note for note in notes), notes
