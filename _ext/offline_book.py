@@ -60,4 +60,7 @@ def setup(app):
     # Early: html-page-context stops at the first handler that returns a template name.
     app.connect("html-page-context", drop_repeated_scripts, priority=100)
     app.connect("build-finished", copy_mathjax)
+    # MathJax on every page, also on one without a formula of its own (the bibliography): the
+    # browser tests then judge every page alike.
+    app.set_html_assets_policy("always")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
