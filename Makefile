@@ -39,6 +39,7 @@ test: book
 
 bench: book
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/training_loop.py
 
 clean:
 	rm -rf _build release exercises .jupyter_cache
