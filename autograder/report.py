@@ -12,13 +12,12 @@ assignment, then the total, for importing into a learning-management system.
 """
 
 import base64
-import csv
 import html
 import io
-import os
 import statistics
 from pathlib import Path
 
+from .grade import _num, _write_csv, _write_text
 from .result import Status
 
 WIDE_FILE = "gradebook-wide.csv"
@@ -34,27 +33,18 @@ img { max-width: 100%; }
 """
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
-
-
 def write_wide_csv(path: Path, assignments: list[str], rows) -> None:
     """One row per student: the score of every assignment (0 when missing or in error, as in
     grades.csv), then the total; a header row names the columns, a second row gives the
     maximum of each."""
     scores = {(r.student_id, r.assignment_id): r.score for r in rows}
     maxima = {r.assignment_id: r.max_score for r in rows}
-    students = sorted({r.student_id for r in rows})
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student_id", *assignments, "total"])
-        writer.writerow(["(max)", *(_num(maxima.get(a, 0.0)) for a in assignments),
-                         _num(sum(maxima.get(a, 0.0) for a in assignments))])
-        for student in students:
-            row = [scores.get((student, a), 0.0) for a in assignments]
-            writer.writerow([student, *map(_num, row), _num(sum(row))])
-    os.replace(tmp, path)
+    table = [["(max)", *(_num(maxima.get(a, 0.0)) for a in assignments),
+              _num(sum(maxima.get(a, 0.0) for a in assignments))]]
+    for student in sorted({r.student_id for r in rows}):
+        row = [scores.get((student, a), 0.0) for a in assignments]
+        table.append([student, *map(_num, row), _num(sum(row))])
+    _write_csv(path, ["student_id", *assignments, "total"], table)
 
 
 def pass_rates(rows) -> dict[str, list[tuple[str, int, int]]]:
@@ -191,6 +181,4 @@ def build_report(assignments: list[str], rows) -> str:
 
 def write_report(out: Path, assignments: list[str], rows) -> None:
     write_wide_csv(out / WIDE_FILE, assignments, rows)
-    tmp = out / (REPORT_FILE + ".tmp")
-    tmp.write_text(build_report(assignments, rows))
-    os.replace(tmp, out / REPORT_FILE)
+    _write_text(out / REPORT_FILE, build_report(assignments, rows))

@@ -16,7 +16,7 @@ from typing import Callable
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from autograder.course import write_source
+from autograder.course import read_source, write_source
 
 ASSIGNMENT = "toy"
 FULL = 7.0
@@ -514,6 +514,24 @@ def build(root: Path, ctx: dict) -> tuple[Path, Path, list[Case]]:
     (course / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
     write_source(source_notebook(), course / ASSIGNMENT / f"{ASSIGNMENT}.py")
     return course, root / "submissions", _cases(ctx)
+
+
+def released_course(root: Path):
+    """The test course written under ``root`` and released by the real command line, for tests
+    that grade a class of their own. Returns ``(submissions folder, environment, reference
+    notebook, untouched student notebook)``; the environment points the tools at the course."""
+    import os
+    import subprocess
+    import sys
+
+    course, submissions, _ = build(root, {"real_solutions": "", "course": "", "submissions": "", "out": "",
+                                          "port": 0})
+    env = dict(os.environ, COURSE_SOLUTIONS=str(course))
+    subprocess.run([sys.executable, "-m", "autograder", "release", "--out", str(root / "release"),
+                    "--book", str(root / "book")], cwd=Path(__file__).resolve().parent.parent, env=env,
+                   check=True, capture_output=True)
+    untouched = nbformat.read(root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    return submissions, env, read_source(ASSIGNMENT, root=course), untouched
 
 
 def write_submissions(submissions: Path, cases: list[Case], reference, untouched) -> None:

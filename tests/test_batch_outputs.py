@@ -9,7 +9,6 @@ notebook, a partly solved one, a notebook that is not JSON, and a student who ha
 import copy
 import csv
 import html
-import os
 import re
 import subprocess
 import sys
@@ -18,10 +17,9 @@ import nbformat
 import pytest
 
 from autograder import sandbox
-from autograder.course import read_source
 from autograder.report import REPORT_FILE, WIDE_FILE
 from conftest import ROOT
-from hostile_corpus import ASSIGNMENT, FULL, SOLUTION_MEAN, build
+from hostile_corpus import ASSIGNMENT, FULL, SOLUTION_MEAN, released_course
 
 SHARDS = 3
 COMPARED = ("grades.csv", "tests.csv", "integrity.csv", WIDE_FILE)
@@ -49,13 +47,7 @@ def run(env, *args):
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
-    course, submissions, _ = build(root, {"real_solutions": "", "course": "", "submissions": "", "out": "",
-                                          "port": 0})
-    env = dict(os.environ, COURSE_SOLUTIONS=str(course))
-    released = run(env, "release", "--out", root / "release", "--book", root / "book")
-    assert released.returncode == 0, released.stderr
-    blank = nbformat.read(root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    reference = read_source(ASSIGNMENT, root=course)
+    submissions, env, reference, blank = released_course(root)
     handed_in = {"ref_a": reference, "ref_b": reference, "blank": blank, "partial": _stub_mean(reference),
                  "broken": b'{"cells": [ this is not JSON'}
     for student, notebook in handed_in.items():

@@ -12,9 +12,8 @@ import nbformat
 import pytest
 
 from autograder import sandbox
-from autograder.course import read_source
 from conftest import ROOT
-from hostile_corpus import ASSIGNMENT, FULL, build
+from hostile_corpus import ASSIGNMENT, FULL, released_course
 
 STUDENTS = 6
 pytestmark = [pytest.mark.slow,
@@ -24,17 +23,11 @@ pytestmark = [pytest.mark.slow,
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("durable")
-    course, submissions, _ = build(root, {"real_solutions": "", "course": "", "submissions": "", "out": "",
-                                          "port": 0})
-    env = dict(os.environ, COURSE_SOLUTIONS=str(course))
-    subprocess.run([sys.executable, "-m", "autograder", "release", "--out", str(root / "release"),
-                    "--book", str(root / "book")], cwd=ROOT, env=env, check=True, capture_output=True)
-    blank = root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    submissions, env, reference, untouched = released_course(root)
     for i in range(STUDENTS):
         folder = submissions / f"student{i}" / ASSIGNMENT
         folder.mkdir(parents=True)
-        notebook = read_source(ASSIGNMENT, root=course) if i % 2 else nbformat.read(blank, as_version=4)
-        nbformat.write(notebook, folder / f"{ASSIGNMENT}.ipynb")
+        nbformat.write(reference if i % 2 else untouched, folder / f"{ASSIGNMENT}.ipynb")
     return submissions, env, root
 
 
